@@ -1,0 +1,288 @@
+//! The crate's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use oci_spec::image::Digest;
+
+/// Everything that can go wrong while reading, verifying, resolving or writing an image layout.
+///
+/// Each variant carries what failed and where: the path, the digest, the JSON field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The directory is not an OCI image layout (image-layout.md).
+    #[error("{path}: not an OCI image layout: {reason}")]
+    NotALayout {
+        /// The layout directory.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+
+    /// The `oci-layout` file names a version this crate does not read.
+    #[error("{path}: unsupported imageLayoutVersion {version:?} (this crate reads 1.0.0)")]
+    LayoutVersion {
+        /// The `oci-layout` file.
+        path: PathBuf,
+        /// The version it declares.
+        version: String,
+    },
+
+    /// A string is not a digest (descriptor.md, "Digests").
+    #[error("invalid digest {digest:?}: {reason}")]
+    InvalidDigest {
+        /// The string as given.
+        digest: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The digest uses an algorithm that is not registered by the image-spec.
+    #[error(
+        "unsupported digest algorithm {algorithm:?} in {digest}: only sha256 and sha512 are registered (descriptor.md)"
+    )]
+    UnsupportedAlgorithm {
+        /// The digest.
+        digest: String,
+        /// Its algorithm.
+        algorithm: String,
+    },
+
+    /// The blob is not in the content store.
+    #[error("blob {digest} not found at {path}")]
+    BlobNotFound {
+        /// The digest looked for.
+        digest: Digest,
+        /// Where it should have been.
+        path: PathBuf,
+    },
+
+    /// The blob in the store is not a regular file (a symlink, a directory, a device).
+    #[error("blob {digest} at {path} is not a regular file")]
+    NotARegularFile {
+        /// The digest.
+        digest: Digest,
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// The blob is shorter or longer than its descriptor says.
+    #[error("blob {digest}: size mismatch: descriptor says {expected} bytes, content has {actual}{}", if *.at_least { " or more" } else { "" })]
+    SizeMismatch {
+        /// The digest.
+        digest: Digest,
+        /// The size the descriptor declares.
+        expected: u64,
+        /// The size found.
+        actual: u64,
+        /// True when reading stopped as soon as the content ran past `expected`, so `actual` is
+        /// a lower bound.
+        at_least: bool,
+    },
+
+    /// The blob's content does not hash to its digest.
+    #[error("blob {expected}: digest mismatch: content hashes to {actual}")]
+    DigestMismatch {
+        /// The digest the descriptor declares.
+        expected: Digest,
+        /// The digest of the content.
+        actual: String,
+    },
+
+    /// A descriptor declares a size larger than this crate will read into memory for that kind
+    /// of document.
+    #[error("blob {digest}: declared size {size} exceeds the limit of {limit} bytes for {what}")]
+    TooLarge {
+        /// The digest.
+        digest: Digest,
+        /// The declared size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+        /// What kind of document it was read as.
+        what: &'static str,
+    },
+
+    /// A JSON document does not parse as the type it should be.
+    #[error("{file}: {field}: {message}")]
+    Json {
+        /// The file (`index.json`, `blobs/sha256/…`).
+        file: String,
+        /// The JSON path of the field that failed (`manifests[0].digest`), or `.` for the
+        /// document.
+        field: String,
+        /// What serde said.
+        message: String,
+    },
+
+    /// The content does not agree with the media type its descriptor declares.
+    #[error("{digest}: media type mismatch: descriptor says {descriptor}, content is {content}")]
+    MediaTypeMismatch {
+        /// The digest of the content.
+        digest: Digest,
+        /// The descriptor's media type.
+        descriptor: String,
+        /// What the content says or looks like.
+        content: String,
+    },
+
+    /// A descriptor points at something of a kind that cannot be used where it was found.
+    #[error("{digest}: unexpected media type {media_type} for {expected}")]
+    UnexpectedMediaType {
+        /// The digest.
+        digest: Digest,
+        /// The media type found.
+        media_type: String,
+        /// What was expected there.
+        expected: &'static str,
+    },
+
+    /// Docker's schema 1 manifests are not supported (they are deprecated and unsigned).
+    #[error("{digest}: Docker schema 1 manifests ({media_type}) are not supported")]
+    Schema1 {
+        /// The digest.
+        digest: Digest,
+        /// The media type.
+        media_type: String,
+    },
+
+    /// No image in the layout answers to the name.
+    #[error("reference {reference:?} not found in {layout}; tags there: {}", list_or_none(.available))]
+    NotFound {
+        /// What the user asked for.
+        reference: String,
+        /// The layout.
+        layout: PathBuf,
+        /// The tags the layout has.
+        available: Vec<String>,
+    },
+
+    /// No manifest matches the wanted platform.
+    #[error("no image for platform {wanted} in {within}; platforms there: {}", list_or_none(.available))]
+    NoMatchingPlatform {
+        /// The wanted platform.
+        wanted: String,
+        /// What was searched: the reference, or the digest of an index.
+        within: String,
+        /// The platforms it has.
+        available: Vec<String>,
+    },
+
+    /// Image indexes nest deeper than the limit.
+    #[error("{digest}: image indexes nest deeper than {limit} levels")]
+    NestingTooDeep {
+        /// The index at which the limit was reached.
+        digest: Digest,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// An image index references itself, directly or through other indexes.
+    #[error("{digest}: cycle between image indexes: {}", .chain.join(" -> "))]
+    IndexCycle {
+        /// The index found twice.
+        digest: Digest,
+        /// The chain of digests that leads back to it.
+        chain: Vec<String>,
+    },
+
+    /// The image config's `rootfs.diff_ids` do not pair with the manifest's layers.
+    #[error("{config}: rootfs.diff_ids has {diff_ids} entries but the manifest {manifest} has {layers} layers")]
+    LayerCountMismatch {
+        /// The manifest.
+        manifest: Digest,
+        /// The config.
+        config: Digest,
+        /// Number of layers.
+        layers: usize,
+        /// Number of diff_ids.
+        diff_ids: usize,
+    },
+
+    /// A tag name breaks the grammar of `org.opencontainers.image.ref.name`.
+    #[error("invalid tag {name:?}: {reason}")]
+    InvalidTag {
+        /// The tag.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A manifest or index being written references a blob the store lacks.
+    #[error("{parent} references blob {digest} ({field}) which is not in the layout")]
+    MissingReference {
+        /// The document being written.
+        parent: String,
+        /// The JSON field of the reference.
+        field: String,
+        /// The missing blob.
+        digest: Digest,
+    },
+
+    /// A value is malformed in a way that has no more specific variant.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// What was being checked.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "(none)".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        // A verifying reader reports digest and size problems as `io::Error`s that wrap an
+        // `Error`: unwrap them, so that callers can match on the real cause.
+        let source = if source.get_ref().is_some_and(|e| e.is::<Error>()) {
+            let kind = source.kind();
+            match source.into_inner().map(|b| b.downcast::<Error>()) {
+                Some(Ok(inner)) => return *inner,
+                Some(Err(other)) => io::Error::new(kind, other),
+                None => io::Error::from(kind),
+            }
+        } else {
+            source
+        };
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Recovers an [`Error`] wrapped in an `io::Error` by a [`crate::VerifyingReader`], or wraps
+    /// a plain I/O error with `path`.
+    pub fn from_io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::io(path, source)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        match e {
+            Error::Io { source, .. } => source,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}

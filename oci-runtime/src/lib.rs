@@ -1,0 +1,1 @@
+//! `oci-runtime`: see the workspace README; this crate is not written yet.

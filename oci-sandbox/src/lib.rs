@@ -1,0 +1,1 @@
+//! `oci-sandbox`: see the workspace README; this crate is not written yet.

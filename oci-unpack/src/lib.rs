@@ -1,0 +1,1 @@
+//! `oci-unpack`: see the workspace README; this crate is not written yet.
