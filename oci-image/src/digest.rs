@@ -223,7 +223,9 @@ impl<R: Read> Read for VerifyingReader<R> {
                 None => Ok(0),
             };
         }
-        let want = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             let e = Error::SizeMismatch {
@@ -287,7 +289,10 @@ mod tests {
         let mut buf = [0u8; 16];
         assert_eq!(r.read(&mut buf).unwrap(), 3);
         let e = Error::from_io("x", r.read(&mut buf).unwrap_err());
-        assert!(matches!(e, Error::SizeMismatch { at_least: true, .. }), "{e}");
+        assert!(
+            matches!(e, Error::SizeMismatch { at_least: true, .. }),
+            "{e}"
+        );
         // Poisoned from then on.
         assert!(r.read(&mut buf).is_err());
     }

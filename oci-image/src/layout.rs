@@ -6,8 +6,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
-    Descriptor, DescriptorBuilder, Digest, ImageIndex, ImageIndexBuilder, ImageManifest,
-    MediaType, OciLayout,
+    Descriptor, DescriptorBuilder, Digest, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
+    OciLayout,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -82,7 +82,11 @@ impl Layout {
                         path: root,
                         reason: format!(
                             "{name} is not a {}",
-                            if want_dir { "directory" } else { "regular file" }
+                            if want_dir {
+                                "directory"
+                            } else {
+                                "regular file"
+                            }
                         ),
                     })
                 }
@@ -180,7 +184,9 @@ impl Layout {
             .tempfile_in(&self.root)
             .map_err(|e| Error::io(&self.root, e))?;
         tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
         set_mode_644(tmp.as_file()).map_err(|e| Error::io(tmp.path(), e))?;
         tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
         Ok(())
@@ -457,7 +463,9 @@ fn libc_eloop() -> i32 {
 fn open_regular(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::CLOEXEC.bits() as i32)
+        .custom_flags(
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::CLOEXEC.bits() as i32,
+        )
         .open(path)
 }
 

@@ -75,9 +75,7 @@ pub fn kind_of(media_type: &str) -> Kind {
             layer(Compression::Gzip, false)
         }
         "application/vnd.oci.image.layer.v1.tar+zstd" => layer(Compression::Zstd, false),
-        "application/vnd.oci.image.layer.nondistributable.v1.tar" => {
-            layer(Compression::None, true)
-        }
+        "application/vnd.oci.image.layer.nondistributable.v1.tar" => layer(Compression::None, true),
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
         | DOCKER_LAYER_FOREIGN_GZIP => layer(Compression::Gzip, true),
         "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
@@ -135,7 +133,9 @@ mod tests {
 
     #[test]
     fn media_type_syntax() {
-        assert!(is_valid_media_type("application/vnd.oci.image.manifest.v1+json"));
+        assert!(is_valid_media_type(
+            "application/vnd.oci.image.manifest.v1+json"
+        ));
         assert!(!is_valid_media_type("application"));
         assert!(!is_valid_media_type("application/"));
         assert!(!is_valid_media_type("a/b/c"));

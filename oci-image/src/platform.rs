@@ -145,7 +145,9 @@ impl FromStr for PlatformSpec {
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"/._-".contains(&c))
         {
-            return Err(bad("only letters, digits, '.', '_', '-' and '/' are allowed"));
+            return Err(bad(
+                "only letters, digits, '.', '_', '-' and '/' are allowed",
+            ));
         }
         let (os, arch, variant) = match parts.as_slice() {
             [arch] => ("linux", *arch, ""),

@@ -191,7 +191,8 @@ impl Layout {
                 return Err(Error::UnexpectedMediaType {
                     digest: config_desc.digest().clone(),
                     media_type: config_desc.media_type().to_string(),
-                    expected: "an image config (this manifest is an artifact, not a runnable image)",
+                    expected:
+                        "an image config (this manifest is an artifact, not a runnable image)",
                 })
             }
         }
@@ -274,7 +275,11 @@ impl Layout {
         let len = std::fs::symlink_metadata(&path)
             .map_err(|e| Error::io(&path, e))?
             .len();
-        let probe = Descriptor::new(oci_spec::image::MediaType::Other("".into()), len, digest.clone());
+        let probe = Descriptor::new(
+            oci_spec::image::MediaType::Other("".into()),
+            len,
+            digest.clone(),
+        );
         let bytes = self.read_blob(&probe, crate::layout::MAX_MANIFEST_SIZE)?;
         #[derive(serde::Deserialize)]
         struct Probe {
@@ -464,7 +469,9 @@ fn looks_like_digest(s: &str) -> bool {
         match s.split_once(':') {
             Some((alg, enc)) => {
                 !alg.is_empty()
-                    && alg.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"+._-".contains(&c))
+                    && alg.bytes().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || b"+._-".contains(&c)
+                    })
                     && enc.len() >= 32
             }
             None => false,

@@ -11,7 +11,9 @@ use std::fmt;
 use std::io::Read;
 
 use base64::Engine as _;
-use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex, ANNOTATION_CREATED, ANNOTATION_REF_NAME};
+use oci_spec::image::{
+    Descriptor, Digest, ImageConfiguration, ImageIndex, ANNOTATION_CREATED, ANNOTATION_REF_NAME,
+};
 
 use crate::digest::{check_registered, sha256_digest, Hasher};
 use crate::error::Error;
@@ -147,7 +149,11 @@ impl Validator<'_> {
             severity,
             file: at.file.clone(),
             digest: at.digest.clone(),
-            field: if field.is_empty() { ".".into() } else { field.into() },
+            field: if field.is_empty() {
+                ".".into()
+            } else {
+                field.into()
+            },
             message: message.into(),
         });
     }
@@ -189,7 +195,11 @@ impl Validator<'_> {
         };
         if let Some(mt) = index.media_type() {
             if mt.as_ref() != "application/vnd.oci.image.index.v1+json" {
-                self.error(&at, "mediaType", format!("index.json must be an OCI image index, found {mt}"));
+                self.error(
+                    &at,
+                    "mediaType",
+                    format!("index.json must be an OCI image index, found {mt}"),
+                );
             }
         }
         self.index_body(&at, &index, &mut Vec::new());
@@ -198,7 +208,11 @@ impl Validator<'_> {
         for (i, d) in index.manifests().iter().enumerate() {
             if let Some(t) = crate::resolve::ref_name(d) {
                 if d.platform().is_none() && !tags.insert(t.to_string()) {
-                    self.warn(&at, &format!("manifests[{i}].annotations"), format!("tag {t:?} names more than one descriptor"));
+                    self.warn(
+                        &at,
+                        &format!("manifests[{i}].annotations"),
+                        format!("tag {t:?} names more than one descriptor"),
+                    );
                 }
             }
         }
@@ -206,7 +220,11 @@ impl Validator<'_> {
 
     fn index_body(&mut self, at: &At, index: &ImageIndex, chain: &mut Vec<Digest>) {
         if index.schema_version() != 2 {
-            self.error(at, "schemaVersion", format!("must be 2, found {}", index.schema_version()));
+            self.error(
+                at,
+                "schemaVersion",
+                format!("must be 2, found {}", index.schema_version()),
+            );
         }
         self.annotations(at, "annotations", index.annotations().as_ref());
         if let Some(s) = index.subject() {
@@ -220,25 +238,43 @@ impl Validator<'_> {
             match media_type::kind(d.media_type()) {
                 Kind::Manifest => self.manifest(d),
                 Kind::Index => self.nested_index(at, &field, d, chain),
-                Kind::Schema1 => self.error(at, &format!("{field}.mediaType"), "Docker schema 1 manifests are not supported"),
-                _ => self.warn(at, &format!("{field}.mediaType"), format!("{} is neither a manifest nor an index", d.media_type())),
+                Kind::Schema1 => self.error(
+                    at,
+                    &format!("{field}.mediaType"),
+                    "Docker schema 1 manifests are not supported",
+                ),
+                _ => self.warn(
+                    at,
+                    &format!("{field}.mediaType"),
+                    format!("{} is neither a manifest nor an index", d.media_type()),
+                ),
             }
         }
     }
 
     fn nested_index(&mut self, at: &At, field: &str, d: &Descriptor, chain: &mut Vec<Digest>) {
         if chain.contains(d.digest()) {
-            let msg = Error::IndexCycle { digest: d.digest().clone(), chain: chain.iter().map(|c| c.to_string()).collect() };
+            let msg = Error::IndexCycle {
+                digest: d.digest().clone(),
+                chain: chain.iter().map(|c| c.to_string()).collect(),
+            };
             return self.error(at, field, msg.to_string());
         }
         if chain.len() >= MAX_INDEX_DEPTH {
-            return self.error(at, field, format!("image indexes nest deeper than {MAX_INDEX_DEPTH} levels"));
+            return self.error(
+                at,
+                field,
+                format!("image indexes nest deeper than {MAX_INDEX_DEPTH} levels"),
+            );
         }
         if !self.visited.insert(d.digest().clone()) {
             return;
         }
         self.report.indexes += 1;
-        let here = At { file: blob_file_name(d.digest()), digest: Some(d.digest().clone()) };
+        let here = At {
+            file: blob_file_name(d.digest()),
+            digest: Some(d.digest().clone()),
+        };
         match self.layout.read_index(d) {
             Ok(index) => {
                 chain.push(d.digest().clone());
@@ -254,7 +290,10 @@ impl Validator<'_> {
             return;
         }
         self.report.manifests += 1;
-        let at = At { file: blob_file_name(d.digest()), digest: Some(d.digest().clone()) };
+        let at = At {
+            file: blob_file_name(d.digest()),
+            digest: Some(d.digest().clone()),
+        };
         let m = match self.layout.read_manifest(d) {
             Ok(m) => m,
             Err(e) => return self.record_error(&at, "", e),
@@ -265,32 +304,64 @@ impl Validator<'_> {
         self.annotations(&at, "annotations", m.annotations().as_ref());
         if let Some(t) = m.artifact_type() {
             if !is_valid_media_type(t.as_ref()) {
-                self.error(&at, "artifactType", format!("{t} is not a valid media type (RFC 6838)"));
+                self.error(
+                    &at,
+                    "artifactType",
+                    format!("{t} is not a valid media type (RFC 6838)"),
+                );
             }
         }
         let config = m.config();
         let config_ok = self.descriptor(&at, "config", config, true);
         let config_kind = media_type::kind(config.media_type());
         if config_kind == Kind::Empty && m.artifact_type().is_none() {
-            self.error(&at, "artifactType", "must be set when config.mediaType is the empty media type (manifest.md)");
+            self.error(
+                &at,
+                "artifactType",
+                "must be set when config.mediaType is the empty media type (manifest.md)",
+            );
         }
         let is_image = config_kind == Kind::Config;
         if is_image && m.layers().is_empty() {
-            self.warn(&at, "layers", "an image should have at least one layer (manifest.md)");
+            self.warn(
+                &at,
+                "layers",
+                "an image should have at least one layer (manifest.md)",
+            );
         }
         for (i, l) in m.layers().iter().enumerate() {
             let field = format!("layers[{i}]");
             let kind = media_type::kind(l.media_type());
-            let non_dist = matches!(kind, Kind::Layer { non_distributable: true, .. });
+            let non_dist = matches!(
+                kind,
+                Kind::Layer {
+                    non_distributable: true,
+                    ..
+                }
+            );
             self.descriptor(&at, &field, l, !non_dist);
             if is_image && !matches!(kind, Kind::Layer { .. }) {
-                self.warn(&at, &format!("{field}.mediaType"), format!("{} is not a layer media type", l.media_type()));
+                self.warn(
+                    &at,
+                    &format!("{field}.mediaType"),
+                    format!("{} is not a layer media type", l.media_type()),
+                );
             }
         }
         if let Some(s) = m.subject() {
             self.descriptor(&at, "subject", s, false);
-            if !matches!(media_type::kind(s.media_type()), Kind::Manifest | Kind::Index) {
-                self.error(&at, "subject.mediaType", format!("a subject must be a manifest or index, found {}", s.media_type()));
+            if !matches!(
+                media_type::kind(s.media_type()),
+                Kind::Manifest | Kind::Index
+            ) {
+                self.error(
+                    &at,
+                    "subject.mediaType",
+                    format!(
+                        "a subject must be a manifest or index, found {}",
+                        s.media_type()
+                    ),
+                );
             }
         }
         if is_image && config_ok {
@@ -299,7 +370,10 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, manifest_at: &At, d: &Descriptor, layers: usize) {
-        let at = At { file: blob_file_name(d.digest()), digest: Some(d.digest().clone()) };
+        let at = At {
+            file: blob_file_name(d.digest()),
+            digest: Some(d.digest().clone()),
+        };
         let c: ImageConfiguration = match self.layout.read_json(d, MAX_CONFIG_SIZE) {
             Ok(c) => c,
             Err(e) => return self.record_error(&at, "", e),
@@ -311,7 +385,11 @@ impl Validator<'_> {
             self.error(&at, "os", "must not be empty");
         }
         if c.rootfs().typ() != "layers" {
-            self.error(&at, "rootfs.type", format!("must be \"layers\", found {:?}", c.rootfs().typ()));
+            self.error(
+                &at,
+                "rootfs.type",
+                format!("must be \"layers\", found {:?}", c.rootfs().typ()),
+            );
         }
         let diff_ids = c.rootfs().diff_ids();
         for (i, id) in diff_ids.iter().enumerate() {
@@ -320,17 +398,38 @@ impl Validator<'_> {
             }
         }
         if diff_ids.len() != layers {
-            self.error(manifest_at, "layers", format!("{layers} layers but the config's rootfs.diff_ids has {} entries", diff_ids.len()));
+            self.error(
+                manifest_at,
+                "layers",
+                format!(
+                    "{layers} layers but the config's rootfs.diff_ids has {} entries",
+                    diff_ids.len()
+                ),
+            );
         }
         if let Some(h) = c.history() {
-            let non_empty = h.iter().filter(|e| !e.empty_layer().unwrap_or(false)).count();
+            let non_empty = h
+                .iter()
+                .filter(|e| !e.empty_layer().unwrap_or(false))
+                .count();
             if non_empty != diff_ids.len() {
-                self.warn(&at, "history", format!("{non_empty} entries are not empty_layer but there are {} diff_ids", diff_ids.len()));
+                self.warn(
+                    &at,
+                    "history",
+                    format!(
+                        "{non_empty} entries are not empty_layer but there are {} diff_ids",
+                        diff_ids.len()
+                    ),
+                );
             }
         }
         if let Some(created) = c.created() {
             if !is_rfc3339(created) {
-                self.warn(&at, "created", format!("{created:?} is not an RFC 3339 date-time"));
+                self.warn(
+                    &at,
+                    "created",
+                    format!("{created:?} is not an RFC 3339 date-time"),
+                );
             }
         }
     }
@@ -341,11 +440,19 @@ impl Validator<'_> {
         let mut ok = true;
         let mt = d.media_type().to_string();
         if !is_valid_media_type(&mt) {
-            self.error(at, &format!("{field}.mediaType"), format!("{mt:?} is not a valid media type (RFC 6838)"));
+            self.error(
+                at,
+                &format!("{field}.mediaType"),
+                format!("{mt:?} is not a valid media type (RFC 6838)"),
+            );
         }
         if let Some(t) = d.artifact_type() {
             if !is_valid_media_type(t.as_ref()) {
-                self.error(at, &format!("{field}.artifactType"), format!("{t} is not a valid media type (RFC 6838)"));
+                self.error(
+                    at,
+                    &format!("{field}.artifactType"),
+                    format!("{t} is not a valid media type (RFC 6838)"),
+                );
             }
         }
         if let Err(e) = check_registered(d.digest()) {
@@ -357,17 +464,29 @@ impl Validator<'_> {
         {
             self.error(at, field, format!("the empty descriptor must have size 2 and digest {EMPTY_JSON_DIGEST} (manifest.md)"));
         }
-        self.annotations(at, &format!("{field}.annotations"), d.annotations().as_ref());
+        self.annotations(
+            at,
+            &format!("{field}.annotations"),
+            d.annotations().as_ref(),
+        );
         if let Some(urls) = d.urls() {
             for (i, u) in urls.iter().enumerate() {
                 if !u.contains("://") {
-                    self.error(at, &format!("{field}.urls[{i}]"), format!("{u:?} is not an absolute URI (RFC 3986)"));
+                    self.error(
+                        at,
+                        &format!("{field}.urls[{i}]"),
+                        format!("{u:?} is not an absolute URI (RFC 3986)"),
+                    );
                 }
             }
         }
         if let Some(p) = d.platform() {
             if p.architecture().to_string().is_empty() || p.os().to_string().is_empty() {
-                self.error(at, &format!("{field}.platform"), "architecture and os must not be empty");
+                self.error(
+                    at,
+                    &format!("{field}.platform"),
+                    "architecture and os must not be empty",
+                );
             }
         }
         if let Some(data) = d.data() {
@@ -388,7 +507,11 @@ impl Validator<'_> {
         match self.layout.has_blob(d.digest()) {
             Ok(true) => ok &= self.verify_blob(at, field, d),
             Ok(false) if must_exist => {
-                self.error(at, &format!("{field}.digest"), format!("blob {} is not in the layout", d.digest()));
+                self.error(
+                    at,
+                    &format!("{field}.digest"),
+                    format!("blob {} is not in the layout", d.digest()),
+                );
                 ok = false;
             }
             Ok(false) => ok = false,
@@ -430,14 +553,23 @@ impl Validator<'_> {
         }
     }
 
-    fn annotations(&mut self, at: &At, field: &str, a: Option<&std::collections::HashMap<String, String>>) {
+    fn annotations(
+        &mut self,
+        at: &At,
+        field: &str,
+        a: Option<&std::collections::HashMap<String, String>>,
+    ) {
         let Some(a) = a else { return };
         let mut keys: Vec<&String> = a.keys().collect();
         keys.sort();
         for k in keys {
             let v = &a[k];
             if k.is_empty() {
-                self.error(at, field, "annotation keys must not be empty (annotations.md)");
+                self.error(
+                    at,
+                    field,
+                    "annotation keys must not be empty (annotations.md)",
+                );
             }
             if k == ANNOTATION_REF_NAME {
                 if let Err(e) = check_tag(v) {
@@ -445,7 +577,11 @@ impl Validator<'_> {
                 }
             }
             if k == ANNOTATION_CREATED && !is_rfc3339(v) {
-                self.error(at, &format!("{field}.{k}"), format!("{v:?} is not an RFC 3339 date-time (annotations.md)"));
+                self.error(
+                    at,
+                    &format!("{field}.{k}"),
+                    format!("{v:?} is not an RFC 3339 date-time (annotations.md)"),
+                );
             }
         }
     }
@@ -454,7 +590,8 @@ impl Validator<'_> {
 /// A structural RFC 3339 date-time check: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
 fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
     if b.len() < 20
         || !digits(0..4)
         || b[4] != b'-'
@@ -483,7 +620,9 @@ fn is_rfc3339(s: &str) -> bool {
     }
     match b.get(i) {
         Some(b'Z' | b'z') => i + 1 == b.len(),
-        Some(b'+' | b'-') => b.len() == i + 6 && digits(i + 1..i + 3) && b[i + 3] == b':' && digits(i + 4..i + 6),
+        Some(b'+' | b'-') => {
+            b.len() == i + 6 && digits(i + 1..i + 3) && b[i + 3] == b':' && digits(i + 4..i + 6)
+        }
         _ => false,
     }
 }

@@ -82,7 +82,13 @@ impl Layout {
         let mut refs = vec![("config".to_string(), manifest.config())];
         for (i, l) in manifest.layers().iter().enumerate() {
             let kind = media_type::kind(l.media_type());
-            if matches!(kind, Kind::Layer { non_distributable: true, .. }) {
+            if matches!(
+                kind,
+                Kind::Layer {
+                    non_distributable: true,
+                    ..
+                }
+            ) {
                 continue;
             }
             refs.push((format!("layers[{i}]"), l));
@@ -291,14 +297,19 @@ impl Layout {
     ///
     /// All manifest-sized JSON blobs in the store are considered, not only those `index.json`
     /// lists, since tools that attach artifacts do not always list them.
-    pub fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+    pub fn referrers(
+        &self,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
         let mut out: Vec<Descriptor> = self
             .all_subjects()?
             .into_iter()
             .filter(|(_, s)| s == subject)
             .map(|(d, _)| d)
             .filter(|d| {
-                artifact_type.is_none_or(|t| d.artifact_type().as_ref().is_some_and(|a| a.as_ref() == t))
+                artifact_type
+                    .is_none_or(|t| d.artifact_type().as_ref().is_some_and(|a| a.as_ref() == t))
             })
             .collect();
         out.sort_by(|a, b| a.digest().as_ref().cmp(b.digest().as_ref()));
@@ -306,7 +317,11 @@ impl Layout {
     }
 
     /// The referrers of `subject` as the image index the referrers API answers with.
-    pub fn referrers_index(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<ImageIndex> {
+    pub fn referrers_index(
+        &self,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<ImageIndex> {
         let manifests = self.referrers(subject, artifact_type)?;
         ImageIndexBuilder::default()
             .schema_version(2u32)
@@ -365,10 +380,15 @@ impl Layout {
                 if !starts_with_brace {
                     continue;
                 }
-                let probe_desc = Descriptor::new(MediaType::Other(String::new()), meta.len(), digest.clone());
+                let probe_desc =
+                    Descriptor::new(MediaType::Other(String::new()), meta.len(), digest.clone());
                 // Content that does not verify is not a referrer we can vouch for.
-                let Ok(bytes) = self.read_blob(&probe_desc, MAX_MANIFEST_SIZE) else { continue };
-                let Ok(p) = serde_json::from_slice::<Probe>(&bytes) else { continue };
+                let Ok(bytes) = self.read_blob(&probe_desc, MAX_MANIFEST_SIZE) else {
+                    continue;
+                };
+                let Ok(p) = serde_json::from_slice::<Probe>(&bytes) else {
+                    continue;
+                };
                 let Some(subject) = p.subject else { continue };
                 let media_type = match (&p.media_type, &p.manifests) {
                     (Some(mt), _) => mt.clone(),
@@ -393,10 +413,20 @@ mod tests {
 
     #[test]
     fn tag_grammar() {
-        for ok in ["latest", "v1.0", "foo/bar:1", "a--b", "a_b", "registry.io/x@y+z", "1"] {
+        for ok in [
+            "latest",
+            "v1.0",
+            "foo/bar:1",
+            "a--b",
+            "a_b",
+            "registry.io/x@y+z",
+            "1",
+        ] {
             check_tag(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for bad in ["", "-a", "a-", "a..b", "a/", "/a", "a//b", "a b", "a\nb", "../x", "a---b"] {
+        for bad in [
+            "", "-a", "a-", "a..b", "a/", "/a", "a//b", "a b", "a\nb", "../x", "a---b",
+        ] {
             assert!(check_tag(bad).is_err(), "{bad}");
         }
     }

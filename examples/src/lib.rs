@@ -1,0 +1,3 @@
+//! Shared code of the example binaries (`ocibox`).
+
+pub mod demo;
