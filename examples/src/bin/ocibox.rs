@@ -222,7 +222,7 @@ fn inspect(image: &str, platform: Option<&str>, json: bool) -> AnyResult<()> {
     let total: u64 = img.layers.iter().map(|l| l.descriptor.size()).sum();
     println!("Layers:    {} ({} bytes)", img.layers.len(), total);
     for l in &img.layers {
-        print_layer(&l.descriptor, &l.diff_id.to_string());
+        print_layer(&l.descriptor, l.diff_id.as_ref());
     }
     Ok(())
 }
