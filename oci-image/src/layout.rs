@@ -6,8 +6,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
-    Descriptor, DescriptorBuilder, Digest, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
-    OciLayout,
+    Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageIndex, ImageIndexBuilder,
+    ImageManifest, MediaType, OciLayout,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -287,38 +287,17 @@ impl Layout {
     /// Reads an image manifest (OCI or Docker schema 2), checking that its content agrees with
     /// the descriptor's media type and that `schemaVersion` is 2.
     pub fn read_manifest(&self, desc: &Descriptor) -> Result<ImageManifest> {
-        let bytes = self.read_document(desc, Kind::Manifest, "an image manifest")?;
-        parse_json(&bytes, &blob_file_name(desc.digest()))
+        check_kind(desc, Kind::Manifest, "an image manifest")?;
+        let bytes = self.read_blob_as(desc, MAX_MANIFEST_SIZE, "an image manifest")?;
+        parse_manifest(&bytes, desc)
     }
 
     /// Reads an image index (OCI or Docker manifest list), with the same checks as
     /// [`Layout::read_manifest`].
     pub fn read_index(&self, desc: &Descriptor) -> Result<ImageIndex> {
-        let bytes = self.read_document(desc, Kind::Index, "an image index")?;
-        parse_json(&bytes, &blob_file_name(desc.digest()))
-    }
-
-    fn read_document(&self, desc: &Descriptor, want: Kind, what: &'static str) -> Result<Vec<u8>> {
-        let mt = desc.media_type().to_string();
-        match media_type::kind_of(&mt) {
-            k if k == want => {}
-            Kind::Schema1 => {
-                return Err(Error::Schema1 {
-                    digest: desc.digest().clone(),
-                    media_type: mt,
-                })
-            }
-            _ => {
-                return Err(Error::UnexpectedMediaType {
-                    digest: desc.digest().clone(),
-                    media_type: mt,
-                    expected: what,
-                })
-            }
-        }
-        let bytes = self.read_blob_as(desc, MAX_MANIFEST_SIZE, what)?;
-        check_document_shape(&bytes, desc, want)?;
-        Ok(bytes)
+        check_kind(desc, Kind::Index, "an image index")?;
+        let bytes = self.read_blob_as(desc, MAX_MANIFEST_SIZE, "an image index")?;
+        parse_index(&bytes, desc)
     }
 
     /// Starts writing a blob of unknown digest; see [`BlobWriter`].
@@ -483,6 +462,44 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8], file: &str) -> Resul
         message: e.inner().to_string(),
     })?;
     Ok(value)
+}
+
+/// Parses an image manifest (OCI or Docker schema 2) from bytes already verified against
+/// `desc`: the descriptor's media type must be a manifest type, the content's `mediaType` (if
+/// any) must agree with it, the content must not have the shape of an index, and
+/// `schemaVersion` must be 2. Errors name the blob and the JSON field.
+pub fn parse_manifest(bytes: &[u8], desc: &Descriptor) -> Result<ImageManifest> {
+    check_kind(desc, Kind::Manifest, "an image manifest")?;
+    check_document_shape(bytes, desc, Kind::Manifest)?;
+    parse_json(bytes, &blob_file_name(desc.digest()))
+}
+
+/// Parses an image index (OCI or Docker manifest list) with the checks of [`parse_manifest`].
+pub fn parse_index(bytes: &[u8], desc: &Descriptor) -> Result<ImageIndex> {
+    check_kind(desc, Kind::Index, "an image index")?;
+    check_document_shape(bytes, desc, Kind::Index)?;
+    parse_json(bytes, &blob_file_name(desc.digest()))
+}
+
+/// Parses an image config (config.md), naming the blob and JSON field on error.
+pub fn parse_config(bytes: &[u8], desc: &Descriptor) -> Result<ImageConfiguration> {
+    parse_json(bytes, &blob_file_name(desc.digest()))
+}
+
+fn check_kind(desc: &Descriptor, want: Kind, what: &'static str) -> Result<()> {
+    let mt = desc.media_type().to_string();
+    match media_type::kind_of(&mt) {
+        k if k == want => Ok(()),
+        Kind::Schema1 => Err(Error::Schema1 {
+            digest: desc.digest().clone(),
+            media_type: mt,
+        }),
+        _ => Err(Error::UnexpectedMediaType {
+            digest: desc.digest().clone(),
+            media_type: mt,
+            expected: what,
+        }),
+    }
 }
 
 /// The fields that tell a manifest from an index, whatever the descriptor claims.

@@ -71,7 +71,10 @@ pub use oci_spec as spec;
 
 pub use digest::{parse_digest, sha256_digest, Hasher, VerifyingReader};
 pub use error::{Error, Result};
-pub use layout::{BlobWriter, Layout, LAYOUT_VERSION, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
+pub use layout::{
+    parse_config, parse_index, parse_manifest, BlobWriter, Layout, LAYOUT_VERSION, MAX_CONFIG_SIZE,
+    MAX_MANIFEST_SIZE,
+};
 pub use platform::PlatformSpec;
 pub use resolve::{Image, Layer, ANNOTATION_CONTAINERD_NAME, MAX_INDEX_DEPTH};
 pub use validate::{Problem, Report, Severity, ValidateOptions};
