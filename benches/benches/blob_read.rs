@@ -3,6 +3,8 @@
 //!
 //! Size: `OCI_BENCH_BLOB_MIB` (default 1024, i.e. 1 GiB).
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
 use std::io::{Read, Write};
 use std::process::Command;
 
