@@ -312,4 +312,36 @@ mod tests {
             Err(Error::InvalidDigest { .. })
         ));
     }
+
+    proptest::proptest! {
+        /// Whatever the content, declared size and read pattern, the reader succeeds exactly
+        /// when the content is the blob, and never hands out more than the declared size.
+        #[test]
+        fn verifies_exactly_the_right_content(
+            blob in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            content in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            declared_delta in -2i64..3,
+            chunk in 1usize..64,
+            use_blob in proptest::bool::ANY,
+        ) {
+            let content = if use_blob { blob.clone() } else { content };
+            let size = (blob.len() as i64 + declared_delta).max(0) as u64;
+            let mut r = VerifyingReader::new(&content[..], sha256_digest(&blob), size).unwrap();
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; chunk];
+            let result = loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) => break Err(e),
+                }
+            };
+            proptest::prop_assert!(out.len() as u64 <= size);
+            let good = content == blob && size == blob.len() as u64;
+            proptest::prop_assert_eq!(result.is_ok(), good);
+            if good {
+                proptest::prop_assert_eq!(out, blob);
+            }
+        }
+    }
 }
