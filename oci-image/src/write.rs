@@ -251,23 +251,13 @@ impl Layout {
         let mut report = GcReport::default();
         let blobs = self.path().join("blobs");
         let now = SystemTime::now();
+        // Interrupted blob writers leave temporaries in blobs/, index writers in the root.
+        report.temp_files_removed += remove_stale_temps(self.path(), now)?;
+        report.temp_files_removed += remove_stale_temps(&blobs, now)?;
         for alg in fs::read_dir(&blobs).map_err(|e| Error::io(&blobs, e))? {
             let alg = alg.map_err(|e| Error::io(&blobs, e))?;
             let name = alg.file_name().to_string_lossy().into_owned();
             let ft = alg.file_type().map_err(|e| Error::io(alg.path(), e))?;
-            if name.starts_with(".tmp-") && ft.is_file() {
-                let old = alg
-                    .metadata()
-                    .ok()
-                    .and_then(|m| m.modified().ok())
-                    .and_then(|t| now.duration_since(t).ok())
-                    .is_some_and(|age| age > TEMP_GRACE);
-                if old {
-                    fs::remove_file(alg.path()).map_err(|e| Error::io(alg.path(), e))?;
-                    report.temp_files_removed += 1;
-                }
-                continue;
-            }
             if !ft.is_dir() || !matches!(name.as_str(), "sha256" | "sha512") {
                 continue;
             }
@@ -405,6 +395,28 @@ impl Layout {
         }
         Ok(out)
     }
+}
+
+/// Removes `.tmp-*` files in `dir` older than [`TEMP_GRACE`].
+fn remove_stale_temps(dir: &std::path::Path, now: SystemTime) -> Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > TEMP_GRACE);
+        if meta.is_file() && old {
+            fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -344,3 +344,26 @@ fn concurrent_taggers_do_not_lose_updates() {
     });
     assert_eq!(layout.tags().unwrap().len(), 80);
 }
+
+#[test]
+fn gc_removes_stale_temporaries_but_not_fresh_ones() {
+    let (dir, layout) = layout();
+    let old = dir.path().join("blobs/.tmp-old");
+    let old_root = dir.path().join(".tmp-index");
+    let fresh = dir.path().join("blobs/.tmp-fresh");
+    for p in [&old, &old_root, &fresh] {
+        std::fs::write(p, "partial").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for p in [&old, &old_root] {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    let r = layout.gc().unwrap();
+    assert_eq!(r.temp_files_removed, 2);
+    assert!(!old.exists() && !old_root.exists() && fresh.exists());
+}
