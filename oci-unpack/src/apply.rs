@@ -1,0 +1,992 @@
+//! Applying one layer's tar entries to a root directory (image-spec layer.md, "Applying
+//! Changesets").
+//!
+//! Two forms of the result:
+//! - [`Form::Flat`]: whiteouts delete what they hide from the lower layers already in the root,
+//!   as `umoci unpack` does.
+//! - [`Form::Overlay`]: the layer goes alone into an empty directory and whiteouts become what
+//!   overlayfs reads (a 0/0 character device, the `overlay.opaque` xattr), as containerd's
+//!   overlay snapshotter stores them.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use oci_spec::image::Digest;
+use oci_spec::runtime::LinuxIdMapping;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use crate::fs::{clean, join, list_dir, open_dir_at, os, remove_all_at, type_at, Components, Root};
+use crate::{Counters, Error, Progress, Result, Unpacker};
+
+/// The form whiteouts take in the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// Whiteouts remove from the root.
+    Flat,
+    /// Whiteouts are recorded for overlayfs; `xattr_prefix` is `trusted.overlay.` as root,
+    /// `user.overlay.` rootless (mounted with `userxattr`).
+    Overlay { xattr_prefix: &'static str },
+}
+
+/// layer.md "Whiteouts": the prefix that marks a whiteout file.
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// layer.md "Opaque Whiteout".
+const OPAQUE: &[u8] = b".wh..wh..opq";
+/// AUFS metadata names (`.wh..wh.plnk`, `.wh..wh.aufs`): Docker and containerd skip them.
+const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
+/// The xattr umoci and rootless tools keep a file's owner in when they cannot chown
+/// (github.com/rootless-containers/proto).
+pub(crate) const ROOTLESS_XATTR: &str = "user.rootlesscontainers";
+
+/// A directory whose mode and times are set after its children (a child's creation would
+/// change the directory's mtime; a mode without `u+wx` would stop the children being made).
+struct PendingDir {
+    path: Components,
+    mode: u32,
+    mtime: Option<Timespec>,
+}
+
+/// Directory modes that must wait until every layer is applied (rootless: a mode without
+/// `u+rwx` would stop the unprivileged unpacker from entering it in the next layer).
+pub(crate) type DeferredModes = Vec<(Components, u32)>;
+
+/// The metadata of one entry, collected from the header and its PAX records.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timespec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+pub(crate) struct Applier<'a> {
+    unpacker: &'a Unpacker,
+    counters: &'a Counters,
+    root: &'a Root,
+    form: Form,
+    digest: &'a Digest,
+    rootless: bool,
+    /// Paths written by this layer and all their ancestors: what whiteouts of this same layer
+    /// must not hide (layer.md: "Whiteout files MUST only apply to resources in lower/parent
+    /// layers").
+    keep: HashSet<Vec<u8>>,
+    /// Overlay form: paths this layer whited out, so a directory later created there is made
+    /// opaque (the lower one stays hidden).
+    whited_out: HashSet<Vec<u8>>,
+    dirs: Vec<PendingDir>,
+    deferred: &'a mut DeferredModes,
+    /// The last parent directory opened, valid until anything is removed.
+    cache: Option<(Components, Rc<OwnedFd>)>,
+    buf: Vec<u8>,
+}
+
+const COPY_BUF: usize = 128 * 1024;
+
+impl<'a> Applier<'a> {
+    pub(crate) fn new(
+        unpacker: &'a Unpacker,
+        counters: &'a Counters,
+        root: &'a Root,
+        form: Form,
+        digest: &'a Digest,
+        deferred: &'a mut DeferredModes,
+    ) -> Self {
+        Self {
+            unpacker,
+            counters,
+            root,
+            form,
+            digest,
+            rootless: unpacker.rootless,
+            keep: HashSet::new(),
+            whited_out: HashSet::new(),
+            dirs: Vec::new(),
+            deferred,
+            cache: None,
+            buf: vec![0; COPY_BUF],
+        }
+    }
+
+    fn invalid(&self, entry: &[u8], reason: impl Into<String>) -> Error {
+        Error::InvalidEntry {
+            digest: self.digest.clone(),
+            entry: String::from_utf8_lossy(entry).into_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn failed(&self, entry: &[u8], op: impl Into<String>, source: impl Into<io::Error>) -> Error {
+        Error::Apply {
+            digest: self.digest.clone(),
+            entry: String::from_utf8_lossy(entry).into_owned(),
+            op: op.into(),
+            source: source.into(),
+        }
+    }
+
+    fn limit(&self, limit: &'static str, max: u64) -> Error {
+        Error::LimitExceeded {
+            digest: self.digest.clone(),
+            limit,
+            max,
+        }
+    }
+
+    /// Applies every entry of the archive, then the pending directory metadata.
+    pub(crate) fn apply_archive<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<()> {
+        let tar_err = |e| Error::Tar {
+            digest: self.digest.clone(),
+            source: e,
+        };
+        let entries = archive.entries().map_err(tar_err)?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::Tar {
+                digest: self.digest.clone(),
+                source: e,
+            })?;
+            let n = self.counters.entries.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(max) = self.unpacker.limits.max_entries {
+                if n > max {
+                    return Err(self.limit("max_entries", max));
+                }
+            }
+            self.apply_entry(&mut entry)?;
+            if let Some(cb) = &self.unpacker.progress {
+                cb(Progress {
+                    bytes_read: self.counters.bytes_read.load(Ordering::Relaxed),
+                    entries: n,
+                });
+            }
+        }
+        self.finish_dirs()
+    }
+
+    fn check_depth(&self, name: &[u8], c: &Components) -> Result<()> {
+        if let Some(max) = self.unpacker.limits.max_depth {
+            if c.len() as u64 > max {
+                let _ = name;
+                return Err(self.limit("max_depth", max));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens (creating missing directories) the parent directory `c`, through the cache.
+    fn parent(&mut self, name: &[u8], c: &[Vec<u8>]) -> Result<Rc<OwnedFd>> {
+        if let Some((p, fd)) = &self.cache {
+            if p.as_slice() == c {
+                return Ok(fd.clone());
+            }
+        }
+        let fd = Rc::new(
+            self.root
+                .mkdir_all(c)
+                .map_err(|e| self.failed(name, "open parent directory", e))?,
+        );
+        self.cache = Some((c.to_vec(), fd.clone()));
+        Ok(fd)
+    }
+
+    fn remember(&mut self, c: &Components) {
+        // The path and its ancestors; stop at the first ancestor already known.
+        let mut key = join(c);
+        while self.keep.insert(key.clone()) {
+            match key.iter().rposition(|&b| b == b'/') {
+                Some(i) => key.truncate(i),
+                None => break,
+            }
+        }
+    }
+
+    fn apply_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let name = entry.path_bytes().into_owned();
+        let mut kind = entry.header().entry_type();
+        match kind {
+            // Handled by the tar crate (PAX, GNU long names) or carrying nothing to apply.
+            EntryType::XGlobalHeader | EntryType::XHeader => return Ok(()),
+            EntryType::GNULongName | EntryType::GNULongLink => return Ok(()),
+            // Old (V7) archives mark directories by a trailing slash on a regular entry.
+            EntryType::Regular if name.ends_with(b"/") => kind = EntryType::Directory,
+            _ => {}
+        }
+        let c = clean(&name);
+        self.check_depth(&name, &c)?;
+
+        let Some((base, parent)) = c.split_last() else {
+            // The root itself (`./`): only a directory may stand there.
+            if kind == EntryType::Directory {
+                let meta = self.meta(entry, &name)?;
+                let root = self
+                    .root
+                    .resolve_dir(&[])
+                    .map_err(|e| self.failed(&name, "open root", e))?;
+                let fd = open_dir_at(&root, ".").map_err(|e| self.failed(&name, "open root", e))?;
+                self.set_dir_meta(&name, fd.as_fd(), &meta)?;
+                self.dirs.push(PendingDir {
+                    path: Vec::new(),
+                    mode: meta.mode,
+                    mtime: Some(meta.mtime),
+                });
+                return Ok(());
+            }
+            return Err(self.invalid(&name, "a non-directory entry cannot replace the root"));
+        };
+        let base = base.clone();
+        let parent: Components = parent.to_vec();
+
+        // layer.md "Whiteouts".
+        if base.starts_with(WHITEOUT_PREFIX) {
+            if base == OPAQUE {
+                return self.opaque(&name, &parent);
+            }
+            if base.starts_with(AUFS_META_PREFIX) {
+                return Ok(());
+            }
+            let hidden = &base[WHITEOUT_PREFIX.len()..];
+            // "A `.wh.` file, without a basename to delete, is invalid": and `.`/`..` would
+            // name the parent or the grandparent, never a sibling.
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(self.invalid(
+                    &name,
+                    "whiteout names no sibling (bare `.wh.`, `.wh..` or `.wh...`)",
+                ));
+            }
+            return self.whiteout(&name, &parent, hidden);
+        }
+
+        let mut path = parent.clone();
+        path.push(base.clone());
+        match kind {
+            EntryType::Directory => self.directory(entry, &name, &parent, &base, path.clone())?,
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.regular(entry, &name, &parent, &base, kind == EntryType::GNUSparse)?
+            }
+            EntryType::Symlink => self.symlink(entry, &name, &parent, &base)?,
+            EntryType::Link => self.hardlink(entry, &name, &parent, &base, &path)?,
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                self.node(entry, &name, &parent, &base, kind)?
+            }
+            other => {
+                return Err(self.invalid(
+                    &name,
+                    format!("unsupported entry type {:?}", other.as_byte() as char),
+                ))
+            }
+        }
+        self.remember(&path);
+        Ok(())
+    }
+
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, name: &[u8]) -> Result<Meta> {
+        let h = entry.header();
+        let bad = |field: &str, e: io::Error| self.invalid(name, format!("bad {field}: {e}"));
+        let mode = h.mode().map_err(|e| bad("mode", e))? & 0o7777;
+        let mut uid = h.uid().map_err(|e| bad("uid", e))?;
+        let mut gid = h.gid().map_err(|e| bad("gid", e))?;
+        let mut mtime = Timespec {
+            tv_sec: h.mtime().map_err(|e| bad("mtime", e))?.min(i64::MAX as u64) as i64,
+            tv_nsec: 0,
+        };
+        let mut xattrs = Vec::new();
+        if let Some(pax) = entry.pax_extensions().map_err(|e| bad("PAX header", e))? {
+            for ext in pax {
+                let ext = ext.map_err(|e| bad("PAX record", e))?;
+                let key = ext.key_bytes();
+                let value = ext.value_bytes();
+                match key {
+                    b"uid" => {
+                        uid = parse_u64(value).ok_or_else(|| self.invalid(name, "bad PAX uid"))?
+                    }
+                    b"gid" => {
+                        gid = parse_u64(value).ok_or_else(|| self.invalid(name, "bad PAX gid"))?
+                    }
+                    b"mtime" => {
+                        mtime = parse_pax_time(value)
+                            .ok_or_else(|| self.invalid(name, "bad PAX mtime"))?
+                    }
+                    _ => {
+                        if let Some(x) = key.strip_prefix(b"SCHILY.xattr.") {
+                            xattrs.push((x.to_vec(), value.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        // -1 means "no change" to chown(2): an owner of 2^32-1 is refused, not silently skipped.
+        let id = |v: u64, what: &str| -> Result<u32> {
+            u32::try_from(v)
+                .ok()
+                .filter(|&v| v != u32::MAX)
+                .ok_or_else(|| self.invalid(name, format!("{what} {v} is out of range")))
+        };
+        Ok(Meta {
+            mode,
+            uid: id(uid, "uid")?,
+            gid: id(gid, "gid")?,
+            mtime,
+            xattrs,
+        })
+    }
+
+    /// The host owner for a container owner, through the id maps.
+    fn host_ids(&self, name: &[u8], meta: &Meta) -> Result<(u32, u32)> {
+        let map = |id: u32, m: &[LinuxIdMapping], what: &str| -> Result<u32> {
+            if m.is_empty() {
+                return Ok(id);
+            }
+            for e in m {
+                let (c, h, n) = (e.container_id(), e.host_id(), e.size());
+                if id >= c && (id - c) < n {
+                    return Ok(h + (id - c));
+                }
+            }
+            Err(self.invalid(name, format!("{what} {id} is not in the {what} map")))
+        };
+        Ok((
+            map(meta.uid, &self.unpacker.uid_map, "uid")?,
+            map(meta.gid, &self.unpacker.gid_map, "gid")?,
+        ))
+    }
+
+    /// Owner, xattrs: on an open fd (a regular file or a directory).
+    fn set_owner_fd(&self, name: &[u8], fd: BorrowedFd<'_>, meta: &Meta) -> Result<()> {
+        if self.rootless {
+            if meta.uid != 0 || meta.gid != 0 {
+                let v = rootless_value(meta.uid, meta.gid);
+                match rfs::fsetxattr(fd, ROOTLESS_XATTR, &v, rfs::XattrFlags::empty()) {
+                    Ok(()) | Err(Errno::PERM) | Err(Errno::NOTSUP) => {}
+                    Err(e) => {
+                        return Err(self.failed(name, format!("setxattr {ROOTLESS_XATTR}"), e))
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let (uid, gid) = self.host_ids(name, meta)?;
+        rfs::fchown(
+            fd,
+            Some(rfs::Uid::from_raw_unchecked(uid)),
+            Some(rfs::Gid::from_raw_unchecked(gid)),
+        )
+        .map_err(|e| self.failed(name, "chown", e))
+    }
+
+    fn xattr_allowed(&self, key: &[u8]) -> bool {
+        // A layer must not forge overlayfs's own metadata (opaque, redirect, metacopy, origin):
+        // it would change what the mounted image shows. containerd drops these too.
+        !(key.starts_with(b"trusted.overlay.") || key.starts_with(b"user.overlay."))
+    }
+
+    fn xattr_error(&self, name: &[u8], key: &[u8], e: Errno) -> Result<()> {
+        // Rootless: trusted.* and security.capability need privileges we lack; umoci skips them
+        // the same way.
+        if self.rootless && matches!(e, Errno::PERM | Errno::NOTSUP | Errno::ACCESS) {
+            return Ok(());
+        }
+        Err(self.failed(
+            name,
+            format!("setxattr {}", String::from_utf8_lossy(key)),
+            e,
+        ))
+    }
+
+    fn set_xattrs_fd(&self, name: &[u8], fd: BorrowedFd<'_>, meta: &Meta) -> Result<()> {
+        for (k, v) in &meta.xattrs {
+            if !self.xattr_allowed(k) {
+                continue;
+            }
+            if let Err(e) = rfs::fsetxattr(fd, os(k), v, rfs::XattrFlags::empty()) {
+                self.xattr_error(name, k, e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Owner and xattrs for a symlink or a device node, which cannot be opened for writing:
+    /// by name in the parent's fd, never following the last component.
+    fn set_meta_at(
+        &self,
+        name: &[u8],
+        dir: BorrowedFd<'_>,
+        base: &[u8],
+        meta: &Meta,
+        symlink: bool,
+    ) -> Result<()> {
+        if self.rootless {
+            if !symlink && (meta.uid != 0 || meta.gid != 0) {
+                let v = rootless_value(meta.uid, meta.gid);
+                let p = proc_path(dir, base);
+                match rfs::lsetxattr(&p, ROOTLESS_XATTR, &v, rfs::XattrFlags::empty()) {
+                    Ok(()) | Err(Errno::PERM) | Err(Errno::NOTSUP) => {}
+                    Err(e) => {
+                        return Err(self.failed(name, format!("setxattr {ROOTLESS_XATTR}"), e))
+                    }
+                }
+            }
+        } else {
+            let (uid, gid) = self.host_ids(name, meta)?;
+            rfs::chownat(
+                dir,
+                os(base),
+                Some(rfs::Uid::from_raw_unchecked(uid)),
+                Some(rfs::Gid::from_raw_unchecked(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| self.failed(name, "chown", e))?;
+        }
+        if !meta.xattrs.is_empty() {
+            // /proc/self/fd/N is the parent directory itself; `l*xattr` does not follow `base`.
+            let p = proc_path(dir, base);
+            for (k, v) in &meta.xattrs {
+                if !self.xattr_allowed(k) {
+                    continue;
+                }
+                if let Err(e) = rfs::lsetxattr(&p, os(k), v, rfs::XattrFlags::empty()) {
+                    self.xattr_error(name, k, e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_dir_meta(&self, name: &[u8], fd: BorrowedFd<'_>, meta: &Meta) -> Result<()> {
+        self.set_owner_fd(name, fd, meta)?;
+        // chmod after chown: chown clears setuid/setgid.
+        let mode = if self.rootless {
+            meta.mode | 0o700
+        } else {
+            meta.mode
+        };
+        rfs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(|e| self.failed(name, "chmod", e))?;
+        self.set_xattrs_fd(name, fd, meta)
+    }
+
+    /// Removes whatever is at `base` unless it is a directory and `keep_dir` is set.
+    /// Returns true if a directory was kept.
+    fn clear_slot(
+        &mut self,
+        name: &[u8],
+        parent: &[Vec<u8>],
+        base: &[u8],
+        keep_dir: bool,
+    ) -> Result<bool> {
+        let rootless = self.rootless;
+        let dirfd = self.parent(name, parent)?;
+        let dir = dirfd.as_fd();
+        let existing = type_at(dir, base).map_err(|e| self.failed(name, "stat", e))?;
+        match existing {
+            None => Ok(false),
+            Some(FileType::Directory) if keep_dir => Ok(true),
+            Some(t) => {
+                let r = remove_all_at(dir, base, rootless);
+                if t == FileType::Directory {
+                    // A removed directory may be the cached parent or one of its ancestors.
+                    self.cache = None;
+                }
+                r.map_err(|e| self.failed(name, "remove existing", e))?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn directory<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &[u8],
+        parent: &[Vec<u8>],
+        base: &[u8],
+        path: Components,
+    ) -> Result<()> {
+        let meta = self.meta(entry, name)?;
+        // layer.md "Changeset over existing files": a directory over a directory keeps it and
+        // takes the entry's attributes; anything else is removed first.
+        let kept = self.clear_slot(name, parent, base, true)?;
+        let dirfd = self.parent(name, parent)?;
+        let dir = dirfd.as_fd();
+        if !kept {
+            match rfs::mkdirat(dir, os(base), Mode::from_raw_mode(0o700)) {
+                Ok(()) => {}
+                Err(e) => return Err(self.failed(name, "mkdir", e)),
+            }
+        }
+        let fd = open_dir_at(dir, os(base)).map_err(|e| self.failed(name, "open directory", e))?;
+        self.set_dir_meta(name, fd.as_fd(), &meta)?;
+        if let Form::Overlay { xattr_prefix } = self.form {
+            if self.whited_out.contains(&join(&path)) {
+                self.set_opaque(name, fd.as_fd(), xattr_prefix)?;
+            }
+        }
+        self.dirs.push(PendingDir {
+            path,
+            mode: meta.mode,
+            mtime: Some(meta.mtime),
+        });
+        Ok(())
+    }
+
+    fn regular<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &[u8],
+        parent: &[Vec<u8>],
+        base: &[u8],
+        sparse: bool,
+    ) -> Result<()> {
+        let meta = self.meta(entry, name)?;
+        self.clear_slot(name, parent, base, false)?;
+        let dirfd = self.parent(name, parent)?;
+        let dir = dirfd.as_fd();
+        let fd = rfs::openat(
+            dir,
+            os(base),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| self.failed(name, "create", e))?;
+        let mut file = File::from(fd);
+        let mut len: u64 = 0;
+        let mut buf = std::mem::take(&mut self.buf);
+        let copied = (|| -> Result<()> {
+            loop {
+                let n = match entry.read(&mut buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(Error::Tar {
+                            digest: self.digest.clone(),
+                            source: e,
+                        })
+                    }
+                };
+                let total = self
+                    .counters
+                    .bytes_written
+                    .fetch_add(n as u64, Ordering::Relaxed)
+                    + n as u64;
+                if let Some(max) = self.unpacker.limits.max_bytes {
+                    if total > max {
+                        return Err(self.limit("max_bytes", max));
+                    }
+                }
+                len += n as u64;
+                // A GNU sparse entry's holes come back from the tar reader as zeros; leave them
+                // as holes again.
+                if sparse && buf[..n].iter().all(|&b| b == 0) {
+                    file.seek(SeekFrom::Current(n as i64))
+                        .map_err(|e| self.failed(name, "seek", e))?;
+                } else {
+                    file.write_all(&buf[..n])
+                        .map_err(|e| self.failed(name, "write", e))?;
+                }
+            }
+        })();
+        self.buf = buf;
+        copied?;
+        if sparse {
+            file.set_len(len)
+                .map_err(|e| self.failed(name, "truncate", e))?;
+        }
+        // Order matters: chown clears setuid/setgid and security.capability, so chown, then
+        // chmod, then xattrs, then times.
+        self.set_owner_fd(name, file.as_fd(), &meta)?;
+        rfs::fchmod(&file, Mode::from_raw_mode(meta.mode))
+            .map_err(|e| self.failed(name, "chmod", e))?;
+        self.set_xattrs_fd(name, file.as_fd(), &meta)?;
+        rfs::futimens(&file, &times(meta.mtime)).map_err(|e| self.failed(name, "utimens", e))?;
+        Ok(())
+    }
+
+    fn symlink<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &[u8],
+        parent: &[Vec<u8>],
+        base: &[u8],
+    ) -> Result<()> {
+        let meta = self.meta(entry, name)?;
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| self.invalid(name, "symlink without a target"))?
+            .into_owned();
+        self.clear_slot(name, parent, base, false)?;
+        let dirfd = self.parent(name, parent)?;
+        let dir = dirfd.as_fd();
+        // The target is stored as is: it is only ever followed through RESOLVE_IN_ROOT here, and
+        // inside the container's own root later.
+        rfs::symlinkat(os(&target), dir, os(base)).map_err(|e| self.failed(name, "symlink", e))?;
+        self.set_meta_at(name, dir, base, &meta, true)?;
+        rfs::utimensat(dir, os(base), &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.failed(name, "utimens", e))?;
+        Ok(())
+    }
+
+    fn hardlink<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &[u8],
+        parent: &[Vec<u8>],
+        base: &[u8],
+        path: &Components,
+    ) -> Result<()> {
+        let raw = entry
+            .link_name_bytes()
+            .ok_or_else(|| self.invalid(name, "hardlink without a target"))?
+            .into_owned();
+        // The target is a path in the archive's namespace, resolved inside the root like an
+        // entry name: `../../etc/shadow` is `etc/shadow` of the root.
+        let target = clean(&raw);
+        self.check_depth(name, &target)?;
+        let Some((tbase, tparent)) = target.split_last() else {
+            return Err(self.invalid(name, "hardlink to the root directory"));
+        };
+        if &target == path {
+            return Err(self.invalid(name, "hardlink to itself"));
+        }
+        self.clear_slot(name, parent, base, false)?;
+        let tdir = self.root.resolve_dir(tparent).map_err(|e| {
+            self.failed(
+                name,
+                format!("open hardlink target {:?}", String::from_utf8_lossy(&raw)),
+                e,
+            )
+        })?;
+        let dirfd = self.parent(name, parent)?;
+        let dir = dirfd.as_fd();
+        // Flags 0: the target's last component is not followed, so a symlink pointing out of
+        // the root is linked as the symlink it is.
+        rfs::linkat(&tdir, os(tbase), dir, os(base), AtFlags::empty()).map_err(|e| {
+            self.failed(
+                name,
+                format!("link to {:?}", String::from_utf8_lossy(&raw)),
+                e,
+            )
+        })?;
+        Ok(())
+    }
+
+    fn node<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &[u8],
+        parent: &[Vec<u8>],
+        base: &[u8],
+        kind: EntryType,
+    ) -> Result<()> {
+        let meta = self.meta(entry, name)?;
+        let (ft, dev) = match kind {
+            EntryType::Fifo => (FileType::Fifo, 0),
+            _ => {
+                if self.rootless {
+                    // An unprivileged user cannot mknod devices; umoci skips them the same way
+                    // (the runtime bind-mounts the devices a container gets).
+                    return Ok(());
+                }
+                let h = entry.header();
+                let major = h.device_major().ok().flatten().unwrap_or(0);
+                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                let ft = if kind == EntryType::Char {
+                    FileType::CharacterDevice
+                } else {
+                    FileType::BlockDevice
+                };
+                (ft, rfs::makedev(major, minor))
+            }
+        };
+        self.clear_slot(name, parent, base, false)?;
+        let dirfd = self.parent(name, parent)?;
+        let dir = dirfd.as_fd();
+        rfs::mknodat(dir, os(base), ft, Mode::from_raw_mode(0o600), dev)
+            .map_err(|e| self.failed(name, "mknod", e))?;
+        self.set_meta_at(name, dir, base, &meta, false)?;
+        // The node was created just above in a directory only this unpack writes to, so
+        // following `base` here reaches that node.
+        rfs::chmodat(
+            dir,
+            os(base),
+            Mode::from_raw_mode(meta.mode),
+            AtFlags::empty(),
+        )
+        .map_err(|e| self.failed(name, "chmod", e))?;
+        rfs::utimensat(dir, os(base), &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.failed(name, "utimens", e))?;
+        Ok(())
+    }
+
+    /// `.wh.NAME` in `parent` (layer.md "Whiteouts").
+    fn whiteout(&mut self, name: &[u8], parent: &[Vec<u8>], hidden: &[u8]) -> Result<()> {
+        let mut path = parent.to_vec();
+        path.push(hidden.to_vec());
+        let key = join(&path);
+        match self.form {
+            Form::Flat => {
+                // Nothing below a missing (or non-directory) parent to hide.
+                let dir = match self.root.resolve_dir(parent) {
+                    Ok(fd) => fd,
+                    Err(e) if matches!(e.raw_os_error(), Some(x) if x == Errno::NOENT.raw_os_error() || x == Errno::NOTDIR.raw_os_error() || x == Errno::LOOP.raw_os_error()) => {
+                        return Ok(())
+                    }
+                    Err(e) => return Err(self.failed(name, "open whiteout parent", e)),
+                };
+                self.cache = None;
+                self.hide_lower(dir.as_fd(), key, hidden)
+                    .map_err(|e| self.failed(name, "whiteout", e))
+            }
+            Form::Overlay { xattr_prefix } => {
+                let dirfd = self.parent(name, parent)?;
+                let dir = dirfd.as_fd();
+                let existing = type_at(dir, hidden).map_err(|e| self.failed(name, "stat", e))?;
+                if self.keep.contains(&key) {
+                    // Written by this layer, which a whiteout of the same layer does not hide;
+                    // what it must hide is the lower NAME: a file here already does, a
+                    // directory must be made opaque.
+                    if existing == Some(FileType::Directory) {
+                        let fd = open_dir_at(dir, os(hidden))
+                            .map_err(|e| self.failed(name, "open directory", e))?;
+                        self.set_opaque(name, fd.as_fd(), xattr_prefix)?;
+                    }
+                    return Ok(());
+                }
+                if existing.is_some() {
+                    self.clear_slot(name, parent, hidden, false)?;
+                }
+                let dirfd = self.parent(name, parent)?;
+                let dir = dirfd.as_fd();
+                // overlayfs.rst "whiteouts and opaque directories": a whiteout is a character
+                // device with device number 0/0.
+                rfs::mknodat(
+                    dir,
+                    os(hidden),
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+                .map_err(|e| self.failed(name, "mknod whiteout", e))?;
+                self.whited_out.insert(key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Flat form: removes `name` in `dir` except what this layer wrote there.
+    fn hide_lower(&mut self, dir: BorrowedFd<'_>, key: Vec<u8>, name: &[u8]) -> io::Result<()> {
+        if !self.keep.contains(&key) {
+            return remove_all_at(dir, name, self.rootless);
+        }
+        if type_at(dir, name)? != Some(FileType::Directory) {
+            return Ok(());
+        }
+        let sub = open_dir_at(dir, os(name))?;
+        for child in list_dir(sub.as_fd())? {
+            let mut k = key.clone();
+            k.push(b'/');
+            k.extend_from_slice(&child);
+            self.hide_lower(sub.as_fd(), k, &child)?;
+        }
+        Ok(())
+    }
+
+    /// `.wh..wh..opq` in `parent` (layer.md "Opaque Whiteout"): applies to the lower children
+    /// whatever its position in the archive.
+    fn opaque(&mut self, name: &[u8], parent: &[Vec<u8>]) -> Result<()> {
+        match self.form {
+            Form::Flat => {
+                let dir = match self.root.resolve_dir(parent) {
+                    Ok(fd) => fd,
+                    Err(e) if matches!(e.raw_os_error(), Some(x) if x == Errno::NOENT.raw_os_error()) => {
+                        return Ok(())
+                    }
+                    Err(e) => return Err(self.failed(name, "open opaque directory", e)),
+                };
+                self.cache = None;
+                let key = join(parent);
+                let r = (|| -> io::Result<()> {
+                    let d = open_dir_at(&dir, ".")?;
+                    for child in list_dir(d.as_fd())? {
+                        let mut k = key.clone();
+                        if !k.is_empty() {
+                            k.push(b'/');
+                        }
+                        k.extend_from_slice(&child);
+                        self.hide_lower(d.as_fd(), k, &child)?;
+                    }
+                    Ok(())
+                })();
+                r.map_err(|e| self.failed(name, "opaque whiteout", e))?;
+                self.remember(&parent.to_vec());
+                Ok(())
+            }
+            Form::Overlay { xattr_prefix } => {
+                let dirfd = self.parent(name, parent)?;
+                let dir = dirfd.as_fd();
+                let fd = open_dir_at(dir, ".")
+                    .map_err(|e| self.failed(name, "open opaque directory", e))?;
+                self.set_opaque(name, fd.as_fd(), xattr_prefix)?;
+                self.remember(&parent.to_vec());
+                Ok(())
+            }
+        }
+    }
+
+    fn set_opaque(&self, name: &[u8], fd: BorrowedFd<'_>, prefix: &str) -> Result<()> {
+        let key = format!("{prefix}opaque");
+        rfs::fsetxattr(fd, key.as_str(), b"y", rfs::XattrFlags::empty())
+            .map_err(|e| self.failed(name, format!("setxattr {key}"), e))
+    }
+
+    /// Directory times (and rootless modes) once every entry is in: deepest first, so setting a
+    /// child's time does not disturb its parent's.
+    fn finish_dirs(&mut self) -> Result<()> {
+        self.cache = None;
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
+        for d in dirs {
+            let name = join(&d.path);
+            let fd = if let Some((base, parent)) = d.path.split_last() {
+                let Ok(pfd) = self.root.resolve_dir(parent) else {
+                    continue;
+                };
+                // A later entry may have replaced the directory: then there is nothing to set.
+                match open_dir_at(&pfd, os(base)) {
+                    Ok(fd) => fd,
+                    Err(Errno::NOTDIR) | Err(Errno::LOOP) | Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(self.failed(&name, "open directory", e)),
+                }
+            } else {
+                let root = self
+                    .root
+                    .resolve_dir(&[])
+                    .map_err(|e| self.failed(b".", "open root", e))?;
+                open_dir_at(&root, ".").map_err(|e| self.failed(b".", "open root", e))?
+            };
+            if let Some(t) = d.mtime {
+                rfs::futimens(&fd, &times(t)).map_err(|e| self.failed(&name, "utimens", e))?;
+            }
+            if self.rootless && d.mode & 0o700 != 0o700 {
+                match self.form {
+                    Form::Flat => self.deferred.push((d.path, d.mode)),
+                    Form::Overlay { .. } => rfs::fchmod(&fd, Mode::from_raw_mode(d.mode))
+                        .map_err(|e| self.failed(&name, "chmod", e))?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies the modes deferred by rootless flat unpacks, deepest first.
+pub(crate) fn apply_deferred_modes(root: &Root, mut deferred: DeferredModes) -> io::Result<()> {
+    deferred.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
+    for (path, mode) in deferred {
+        let Some((base, parent)) = path.split_last() else {
+            let fd = root.resolve_dir(&[])?;
+            let fd = open_dir_at(&fd, ".")?;
+            rfs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+            continue;
+        };
+        let Ok(pfd) = root.resolve_dir(parent) else {
+            continue;
+        };
+        match open_dir_at(&pfd, os(base)) {
+            Ok(fd) => rfs::fchmod(&fd, Mode::from_raw_mode(mode))?,
+            Err(Errno::NOTDIR) | Err(Errno::LOOP) | Err(Errno::NOENT) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn times(t: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+fn proc_path(dir: BorrowedFd<'_>, base: &[u8]) -> std::path::PathBuf {
+    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    p.extend_from_slice(base);
+    std::path::PathBuf::from(os(&p))
+}
+
+fn parse_u64(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// A PAX time: decimal seconds with an optional fraction (POSIX pax "Extended Header Keywords").
+fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let (secs, frac) = match s.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (s, ""),
+    };
+    let tv_sec: i64 = secs.parse().ok()?;
+    let mut nsec: i64 = 0;
+    for (i, ch) in frac.chars().take(9).enumerate() {
+        let d = ch.to_digit(10)? as i64;
+        nsec += d * 10i64.pow(8 - i as u32);
+    }
+    if tv_sec < 0 && nsec > 0 {
+        // -1.5 is 1.5 s before the epoch: -2 s + 0.5 s.
+        return Some(Timespec {
+            tv_sec: tv_sec - 1,
+            tv_nsec: 1_000_000_000 - nsec,
+        });
+    }
+    Some(Timespec {
+        tv_sec,
+        tv_nsec: nsec,
+    })
+}
+
+/// The `user.rootlesscontainers` value: the protobuf message
+/// `Resource { uint32 uid = 1; uint32 gid = 2; }` (github.com/rootless-containers/proto),
+/// hand-encoded because two varint fields do not justify a protobuf dependency.
+pub(crate) fn rootless_value(uid: u32, gid: u32) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u32) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut out = Vec::new();
+    // proto3 omits fields at their default (0).
+    if uid != 0 {
+        out.push(0x08);
+        varint(&mut out, uid);
+    }
+    if gid != 0 {
+        out.push(0x10);
+        varint(&mut out, gid);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times() {
+        let t = parse_pax_time(b"1700000000.25").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 250_000_000));
+        let t = parse_pax_time(b"-1.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 500_000_000));
+        assert!(parse_pax_time(b"x").is_none());
+        assert!(parse_pax_time(b"1.x").is_none());
+    }
+
+    #[test]
+    fn rootless_protobuf() {
+        assert_eq!(rootless_value(0, 0), Vec::<u8>::new());
+        assert_eq!(rootless_value(1000, 0), vec![0x08, 0xe8, 0x07]);
+        assert_eq!(rootless_value(0, 5), vec![0x10, 0x05]);
+    }
+}

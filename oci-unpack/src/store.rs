@@ -1,0 +1,550 @@
+//! The layer store: each layer unpacked once, in overlayfs form, into a directory named by its
+//! chain ID, shared between images, reference-counted by owner, and stacked with overlayfs for a
+//! container.
+//!
+//! On disk:
+//! ```text
+//! <store>/lock                         flock(2) taken while refs change
+//! <store>/layers/<chain hex>/diff/     the layer's files, whiteouts as overlayfs reads them
+//! <store>/layers/<chain hex>/diff_id   the layer's diff_id
+//! <store>/layers/<chain hex>/refs/<owner>
+//! <store>/owners/<owner>               the chain IDs an owner holds, one per line
+//! <store>/tmp/                         private directories of unpacks in progress
+//! ```
+//! A layer is unpacked under `tmp/` and renamed into `layers/` only once it verified, so
+//! `layers/` holds only complete layers.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use oci_image::{Hasher, Image, Layout};
+use oci_spec::image::Digest;
+use rustix::fs::{flock, FlockOperation};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, unmount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
+};
+
+use crate::apply::{DeferredModes, Form};
+use crate::fs::Root;
+use crate::{Counters, Error, PrivateDir, Result, Unpacker};
+
+/// The chain IDs of a stack of layers, base first (image-spec config.md, "Layer ChainID"):
+/// `ChainID(L0) = DiffID(L0)` and `ChainID(L0|…|Ln) = sha256(ChainID(L0|…|Ln-1) + " " + DiffID(Ln))`.
+///
+/// ```
+/// let a: oci_image::spec::image::Digest =
+///     "sha256:a9561eb1b190625c9adb5a9513e72c4dedafc1cb2d4c5236c9a6957ec7dfd5a9".parse().unwrap();
+/// let ids = oci_unpack::chain_ids(&[a.clone(), a.clone()]);
+/// assert_eq!(ids[0], a);
+/// assert_ne!(ids[1], a);
+/// ```
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => {
+                let mut h = Hasher::sha256();
+                h.update(prev.to_string().as_bytes());
+                h.update(b" ");
+                h.update(d.to_string().as_bytes());
+                h.finish()
+            }
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// A layer held by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLayer {
+    /// The layer's chain ID.
+    pub chain_id: Digest,
+    /// The directory holding the layer's files (an overlayfs lower directory).
+    pub path: PathBuf,
+    /// The owners holding a reference to it, sorted.
+    pub refs: Vec<String>,
+}
+
+/// A store of unpacked layers keyed by chain ID. See the module docs for the layout on disk.
+#[derive(Debug, Clone)]
+pub struct LayerStore {
+    root: PathBuf,
+}
+
+/// Holds the store's lock until dropped.
+struct Lock(#[allow(dead_code)] File);
+
+impl LayerStore {
+    /// Opens the store at `path`, creating it if needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let root = path.as_ref().to_path_buf();
+        for d in ["layers", "owners", "tmp"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(LayerStore { root })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self) -> Result<Lock> {
+        let p = self.root.join("lock");
+        let f = File::options()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(|e| Error::io(&p, e))?;
+        flock(f.as_fd(), FlockOperation::LockExclusive).map_err(|e| Error::io(&p, e))?;
+        Ok(Lock(f))
+    }
+
+    fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        // Chain IDs are parsed digests: the encoded part is hex, safe as a file name.
+        self.root
+            .join("layers")
+            .join(format!("{}-{}", chain_id.algorithm(), chain_id.digest()))
+    }
+
+    /// The directory holding the files of the layer `chain_id` (whether or not it exists).
+    pub fn diff_path(&self, chain_id: &Digest) -> PathBuf {
+        self.layer_dir(chain_id).join("diff")
+    }
+
+    /// True if the layer `chain_id` is in the store.
+    pub fn contains(&self, chain_id: &Digest) -> bool {
+        self.diff_path(chain_id).is_dir()
+    }
+
+    /// Makes every layer of `image` present (unpacking the missing ones, in parallel) and
+    /// records `owner` as holding a reference to each. Returns the image's chain IDs, base first.
+    ///
+    /// `owner` names who uses the layers (a container, an image name): letters, digits, `.`,
+    /// `_` and `-`, not starting with `.`. Calling it again for the same owner adds the image's
+    /// layers to what the owner holds.
+    pub fn prepare(
+        &self,
+        unpacker: &Unpacker,
+        layout: &Layout,
+        image: &Image,
+        owner: &str,
+    ) -> Result<Vec<Digest>> {
+        check_owner(owner)?;
+        let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chain = chain_ids(&diff_ids);
+        // Layers can be added concurrently by others: unpack what is missing without the
+        // lock, then take it to publish and reference; retry if a layer vanished meanwhile.
+        for _attempt in 0..3 {
+            let missing: Vec<usize> = (0..chain.len())
+                .filter(|&i| !self.contains(&chain[i]))
+                .collect();
+            let built = self.unpack_missing(unpacker, layout, image, &chain, &missing)?;
+            let _lock = self.lock()?;
+            for (i, dir) in built {
+                let dest = self.layer_dir(&chain[i]);
+                match std::fs::rename(dir.path(), &dest) {
+                    Ok(()) => dir.disarm(),
+                    // Someone else published it first: ours goes (dropped).
+                    Err(e) if dest.is_dir() => drop(e),
+                    Err(e) => return Err(Error::io(&dest, e)),
+                }
+            }
+            if chain.iter().all(|c| self.contains(c)) {
+                for c in &chain {
+                    let refs = self.layer_dir(c).join("refs");
+                    std::fs::create_dir_all(&refs).map_err(|e| Error::io(&refs, e))?;
+                    let r = refs.join(owner);
+                    File::create(&r).map_err(|e| Error::io(&r, e))?;
+                }
+                let mut held = self.owned(owner)?;
+                for c in &chain {
+                    if !held.contains(c) {
+                        held.push(c.clone());
+                    }
+                }
+                self.write_owned(owner, &held)?;
+                return Ok(chain);
+            }
+        }
+        Err(Error::Invalid {
+            what: format!("layer store {}", self.root.display()),
+            reason: "layers were removed while they were being prepared, three times".into(),
+        })
+    }
+
+    fn unpack_missing(
+        &self,
+        unpacker: &Unpacker,
+        layout: &Layout,
+        image: &Image,
+        chain: &[Digest],
+        missing: &[usize],
+    ) -> Result<Vec<(usize, PrivateDir)>> {
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tmp = self.root.join("tmp");
+        let counters = Counters::default();
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<(usize, Result<PrivateDir>)>> = Mutex::new(Vec::new());
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(missing.len());
+        // Layers in overlayfs form are independent of each other: whiteouts are recorded, not
+        // applied, so they unpack in parallel.
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = missing.get(k) else { break };
+                    let r = self.unpack_one(unpacker, layout, image, &chain[i], i, &tmp, &counters);
+                    let failed = r.is_err();
+                    if let Ok(mut v) = results.lock() {
+                        v.push((i, r));
+                    }
+                    if failed {
+                        // Stop the other workers early: nothing will be published.
+                        next.store(missing.len(), Ordering::Relaxed);
+                        break;
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        results.sort_by_key(|(i, _)| *i);
+        let mut out = Vec::with_capacity(results.len());
+        let mut first_err = None;
+        for (i, r) in results {
+            match r {
+                Ok(d) => out.push((i, d)),
+                Err(e) if first_err.is_none() => first_err = Some(e),
+                Err(_) => {}
+            }
+        }
+        match first_err {
+            // The built directories are dropped, and removed, with `out`.
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn unpack_one(
+        &self,
+        unpacker: &Unpacker,
+        layout: &Layout,
+        image: &Image,
+        chain_id: &Digest,
+        i: usize,
+        tmp: &Path,
+        counters: &Counters,
+    ) -> Result<PrivateDir> {
+        let layer = &image.layers[i];
+        let dir = PrivateDir::new(tmp, unpacker.rootless)?;
+        let diff = dir.path().join("diff");
+        std::fs::create_dir(&diff).map_err(|e| Error::io(&diff, e))?;
+        let root = Root::open(&diff).map_err(|e| Error::io(&diff, e))?;
+        let form = Form::Overlay {
+            xattr_prefix: if unpacker.rootless {
+                "user.overlay."
+            } else {
+                "trusted.overlay."
+            },
+        };
+        let blob = layout.open_blob(&layer.descriptor)?;
+        let mut deferred = DeferredModes::new();
+        unpacker.apply_verified(
+            &root,
+            blob,
+            &layer.descriptor,
+            Some(&layer.diff_id),
+            form,
+            counters,
+            &mut deferred,
+        )?;
+        for (name, content) in [
+            ("diff_id", layer.diff_id.to_string()),
+            ("chain_id", chain_id.to_string()),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, content).map_err(|e| Error::io(&p, e))?;
+        }
+        let refs = dir.path().join("refs");
+        std::fs::create_dir(&refs).map_err(|e| Error::io(&refs, e))?;
+        Ok(dir)
+    }
+
+    fn owner_file(&self, owner: &str) -> PathBuf {
+        self.root.join("owners").join(owner)
+    }
+
+    fn owned(&self, owner: &str) -> Result<Vec<Digest>> {
+        let p = self.owner_file(owner);
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| Ok(oci_image::parse_digest(l)?))
+            .collect()
+    }
+
+    fn write_owned(&self, owner: &str, held: &[Digest]) -> Result<()> {
+        let p = self.owner_file(owner);
+        let tmp = self.root.join("owners").join(format!(".{owner}.tmp"));
+        let text: String = held.iter().map(|d| format!("{d}\n")).collect();
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))
+    }
+
+    /// Drops every reference `owner` holds and removes the layers nobody references any more.
+    /// Returns the chain IDs removed.
+    pub fn release(&self, owner: &str) -> Result<Vec<Digest>> {
+        check_owner(owner)?;
+        let _lock = self.lock()?;
+        let held = self.owned(owner)?;
+        let mut removed = Vec::new();
+        for c in &held {
+            let dir = self.layer_dir(c);
+            let r = dir.join("refs").join(owner);
+            match std::fs::remove_file(&r) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&r, e)),
+            }
+            if self.refs_of(c)?.is_empty() && dir.exists() {
+                // Out of `layers/` in one rename, then removed at leisure.
+                let grave = PrivateDir::new(&self.root.join("tmp"), false)?;
+                let dest = grave.path().join("layer");
+                std::fs::rename(&dir, &dest).map_err(|e| Error::io(&dir, e))?;
+                drop(grave);
+                removed.push(c.clone());
+            }
+        }
+        let p = self.owner_file(owner);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+        Ok(removed)
+    }
+
+    fn refs_of(&self, chain_id: &Digest) -> Result<Vec<String>> {
+        let p = self.layer_dir(chain_id).join("refs");
+        let mut refs = Vec::new();
+        match std::fs::read_dir(&p) {
+            Ok(it) => {
+                for e in it {
+                    let e = e.map_err(|e| Error::io(&p, e))?;
+                    refs.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+        refs.sort();
+        Ok(refs)
+    }
+
+    /// The layers in the store, with their references.
+    pub fn layers(&self) -> Result<Vec<StoredLayer>> {
+        let p = self.root.join("layers");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&p).map_err(|e| Error::io(&p, e))? {
+            let e = e.map_err(|e| Error::io(&p, e))?;
+            let cp = e.path().join("chain_id");
+            let Ok(text) = std::fs::read_to_string(&cp) else {
+                continue;
+            };
+            let chain_id = oci_image::parse_digest(text.trim())?;
+            out.push(StoredLayer {
+                refs: self.refs_of(&chain_id)?,
+                path: self.diff_path(&chain_id),
+                chain_id,
+            });
+        }
+        out.sort_by_key(|a| a.chain_id.to_string());
+        Ok(out)
+    }
+
+    /// Mounts the overlay of the layers `chain_ids` (base first, as [`LayerStore::prepare`]
+    /// returns them) for one container: `container_dir/upper` and `container_dir/work` are
+    /// created fresh (they must not exist), and the merged tree appears at
+    /// `container_dir/merged`.
+    ///
+    /// Uses the new mount API, adding lower directories one by one (`lowerdir+`, Linux 6.8),
+    /// so neither the number of layers nor the store's path length hits the one-page limit of
+    /// `mount(2)` options. As root, whiteouts are read from `trusted.overlay.*`; rootless, the
+    /// mount gets `userxattr` (and must happen inside a user namespace that owns the mount).
+    pub fn mount(
+        &self,
+        chain_ids: &[Digest],
+        container_dir: impl AsRef<Path>,
+    ) -> Result<OverlayMount> {
+        let dir = container_dir.as_ref();
+        if chain_ids.is_empty() {
+            return Err(Error::Invalid {
+                what: format!("overlay at {}", dir.display()),
+                reason: "no layers to mount".into(),
+            });
+        }
+        for c in chain_ids {
+            if !self.contains(c) {
+                return Err(Error::Invalid {
+                    what: format!("overlay at {}", dir.display()),
+                    reason: format!("layer {c} is not in the store {}", self.root.display()),
+                });
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        for p in [&upper, &work] {
+            std::fs::create_dir(p).map_err(|e| Error::io(p, e))?;
+        }
+        match std::fs::create_dir(&merged) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&merged, e)),
+        }
+        let fail = |op: &str, e: rustix::io::Errno| Error::Mount {
+            target: merged.clone(),
+            op: op.to_string(),
+            source: e.into(),
+        };
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("fsopen", e))?;
+        // overlayfs.rst "Multiple lower layers": the first lowerdir is the top-most.
+        for c in chain_ids.iter().rev() {
+            fsconfig_set_string(&fs, "lowerdir+", self.diff_path(c))
+                .map_err(|e| fail("fsconfig lowerdir+", e))?;
+        }
+        fsconfig_set_string(&fs, "upperdir", &upper).map_err(|e| fail("fsconfig upperdir", e))?;
+        fsconfig_set_string(&fs, "workdir", &work).map_err(|e| fail("fsconfig workdir", e))?;
+        if !rustix::process::geteuid().is_root() {
+            fsconfig_set_flag(&fs, "userxattr").map_err(|e| fail("fsconfig userxattr", e))?;
+        }
+        fsconfig_create(&fs).map_err(|e| fail("fsconfig create", e))?;
+        let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+            .map_err(|e| fail("fsmount", e))?;
+        move_mount(
+            &mnt,
+            "",
+            rustix::fs::CWD,
+            &merged,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .map_err(|e| fail("move_mount", e))?;
+        Ok(OverlayMount {
+            merged,
+            upper,
+            work,
+            mounted: true,
+        })
+    }
+}
+
+fn check_owner(owner: &str) -> Result<()> {
+    let ok = !owner.is_empty()
+        && owner.len() <= 128
+        && !owner.starts_with('.')
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            what: format!("owner {owner:?}"),
+            reason: "an owner is 1 to 128 of [A-Za-z0-9._-], not starting with '.'".into(),
+        })
+    }
+}
+
+/// An overlay mounted for one container by [`LayerStore::mount`]. Unmounted when dropped,
+/// unless [`OverlayMount::keep`] is called.
+#[derive(Debug)]
+pub struct OverlayMount {
+    merged: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+    mounted: bool,
+}
+
+impl OverlayMount {
+    /// The merged tree: the container's root filesystem.
+    pub fn merged(&self) -> &Path {
+        &self.merged
+    }
+
+    /// The upper directory, where the container's changes land.
+    pub fn upper(&self) -> &Path {
+        &self.upper
+    }
+
+    /// overlayfs's work directory.
+    pub fn work(&self) -> &Path {
+        &self.work
+    }
+
+    /// Unmounts now, reporting failure (a busy mount is detached lazily).
+    pub fn unmount(mut self) -> Result<()> {
+        self.mounted = false;
+        unmount(&self.merged, UnmountFlags::DETACH).map_err(|e| Error::Mount {
+            target: self.merged.clone(),
+            op: "umount".into(),
+            source: e.into(),
+        })
+    }
+
+    /// Leaves the overlay mounted after this value is gone (a runtime hands it to a container
+    /// and unmounts it with `umount` later); returns the merged path.
+    pub fn keep(mut self) -> PathBuf {
+        self.mounted = false;
+        self.merged.clone()
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = unmount(&self.merged, UnmountFlags::DETACH);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_id_matches_the_spec_definition() {
+        let a = oci_image::sha256_digest(b"a");
+        let b = oci_image::sha256_digest(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(
+            ids[1],
+            oci_image::sha256_digest(format!("{a} {b}").as_bytes())
+        );
+    }
+
+    #[test]
+    fn owner_names() {
+        assert!(check_owner("ctr-1_a.b").is_ok());
+        for bad in ["", ".x", "a/b", "..", "a b"] {
+            assert!(check_owner(bad).is_err(), "{bad}");
+        }
+    }
+}
