@@ -286,11 +286,19 @@ impl<'a> Applier<'a> {
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, name: &[u8]) -> Result<Meta> {
         let h = entry.header();
         let bad = |field: &str, e: io::Error| self.invalid(name, format!("bad {field}: {e}"));
-        let mode = h.mode().map_err(|e| bad("mode", e))? & 0o7777;
-        let mut uid = h.uid().map_err(|e| bad("uid", e))?;
-        let mut gid = h.gid().map_err(|e| bad("gid", e))?;
+        // An empty numeric field (all NUL or spaces) reads as 0, as Go's archive/tar (umoci,
+        // Docker) and GNU tar read it; anything else that does not parse is an error.
+        let num = |field: &str, raw: &[u8], v: io::Result<u64>| match v {
+            Ok(v) => Ok(v),
+            Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+            Err(e) => Err(bad(field, e)),
+        };
+        let old = h.as_old();
+        let mode = num("mode", &old.mode, h.mode().map(u64::from))? as u32 & 0o7777;
+        let mut uid = num("uid", &old.uid, h.uid())?;
+        let mut gid = num("gid", &old.gid, h.gid())?;
         let mut mtime = Timespec {
-            tv_sec: h.mtime().map_err(|e| bad("mtime", e))?.min(i64::MAX as u64) as i64,
+            tv_sec: num("mtime", &old.mtime, h.mtime())?.min(i64::MAX as u64) as i64,
             tv_nsec: 0,
         };
         let mut xattrs = Vec::new();

@@ -46,6 +46,9 @@
 //! h.set_path("hello.txt")?;
 //! h.set_size(3);
 //! h.set_mode(0o644);
+//! h.set_uid(0);
+//! h.set_gid(0);
+//! h.set_mtime(1_700_000_000);
 //! h.set_cksum();
 //! tar.append(&h, &b"hi\n"[..])?;
 //! let blob = tar.into_inner()?;
