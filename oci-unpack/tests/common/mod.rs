@@ -365,6 +365,32 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
 pub struct Host {
     pub dir: tempfile::TempDir,
     before: BTreeMap<String, Node>,
+    dirs_before: Vec<(String, u32, u32, i64, i64)>,
+}
+
+/// Mode, owner and times of the directories below and including `root` (the snapshot leaves
+/// directory times out; an attack on the host must not change them either).
+fn dir_attrs(root: &Path) -> Vec<(String, u32, u32, i64, i64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let m = std::fs::symlink_metadata(&d).unwrap();
+        out.push((
+            d.to_string_lossy().into_owned(),
+            m.mode(),
+            m.uid(),
+            m.mtime(),
+            m.mtime_nsec(),
+        ));
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 impl Host {
@@ -375,7 +401,12 @@ impl Host {
         std::fs::create_dir(p.join("etc")).unwrap();
         std::fs::write(p.join("etc/shadow"), b"secret\n").unwrap();
         let before = snapshot(p);
-        Host { dir, before }
+        let dirs_before = dir_attrs(p);
+        Host {
+            dir,
+            before,
+            dirs_before,
+        }
     }
 
     pub fn path(&self) -> &Path {
