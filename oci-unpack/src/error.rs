@@ -63,9 +63,9 @@ pub enum Error {
         /// The layer blob's digest.
         digest: Digest,
         /// The diff_id from the image config.
-        expected: Digest,
+        expected: Box<Digest>,
         /// The digest of the uncompressed stream.
-        actual: Digest,
+        actual: Box<Digest>,
     },
 
     /// The tar stream is malformed (a bad header, a checksum mismatch, a truncated entry).

@@ -90,9 +90,6 @@
 //!   through a protobuf dependency.
 
 #![warn(missing_docs)]
-// Every error variant names its layer digest (and DiffIdMismatch three of them): errors are
-// rare and worth the size.
-#![allow(clippy::result_large_err)]
 
 mod apply;
 mod error;
@@ -399,8 +396,8 @@ impl Unpacker {
             if &actual != expected {
                 return Err(Error::DiffIdMismatch {
                     digest: digest.clone(),
-                    expected: expected.clone(),
-                    actual,
+                    expected: Box::new(expected.clone()),
+                    actual: Box::new(actual),
                 });
             }
         }

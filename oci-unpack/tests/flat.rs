@@ -342,7 +342,7 @@ fn a_wrong_diff_id_fails_and_leaves_nothing() {
     let wrong = oci_image::sha256_digest(b"not the tar");
     image.layers[0].diff_id = wrong.clone();
     match unpack_fails(&layout, &image, w.path()) {
-        Error::DiffIdMismatch { expected, .. } => assert_eq!(expected, wrong),
+        Error::DiffIdMismatch { expected, .. } => assert_eq!(*expected, wrong),
         e => panic!("{e}"),
     }
 }
