@@ -1,1 +1,25 @@
-//! `oci-runtime`: see the workspace README; this crate is not written yet.
+//! OCI runtime semantics on top of `oci-sandbox`.
+//!
+//! - [`spec_from_image`]: image config + user overrides to a runtime config
+//!   (image-spec conversion.md), on top of [`default_spec`], a complete and safe default
+//!   (Docker's capabilities, masked paths and seccomp profile).
+//! - [`resolve_user`]: `Config.User` against the rootfs's own `/etc/passwd` and `/etc/group`,
+//!   read with `openat2(RESOLVE_IN_ROOT)`.
+//!
+//! Spec types come from [`oci_spec`], so values pass between this crate, `oci-image`,
+//! `oci-sandbox` and users' code unchanged.
+
+mod convert;
+mod defaults;
+mod error;
+mod seccomp;
+mod user;
+
+pub use convert::{spec_from_image, Overrides, Volumes};
+pub use defaults::{
+    capability_name, default_device_rules, default_spec, DEFAULT_CAPABILITIES, DEFAULT_PATH,
+    MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
+};
+pub use error::{ConfigProblem, Error, Result};
+pub use seccomp::docker_default_seccomp;
+pub use user::{read_in_root, resolve_user, ExecUser};

@@ -1,0 +1,124 @@
+//! The crate's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `oci-runtime`; each variant names what failed and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path it was on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// `config.json` does not parse as a runtime-spec config.
+    #[error("{file}: {field}: {message}")]
+    Json {
+        /// The file.
+        file: PathBuf,
+        /// JSON path of the field (`linux.namespaces[2].type`), `.` for the document.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The config parses but breaks a rule of the runtime-spec; all problems are listed.
+    #[error("invalid config: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    InvalidConfig(Vec<ConfigProblem>),
+
+    /// The image config cannot be converted (conversion.md).
+    #[error("image config: {field}: {message}")]
+    Conversion {
+        /// The image config field (`Config.User`, `Config.Entrypoint`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A user or group named in `Config.User` does not exist in the rootfs.
+    #[error("user {spec:?}: {message}")]
+    User {
+        /// The user spec as given (`name`, `uid:gid`, `name:group`).
+        spec: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A container id is malformed.
+    #[error("invalid container id {id:?}: {reason}")]
+    InvalidId {
+        /// The id.
+        id: String,
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// No container with this id exists in the state root.
+    #[error("container {id} does not exist")]
+    NotFound {
+        /// The id.
+        id: String,
+    },
+
+    /// A container with this id already exists.
+    #[error("container {id} already exists")]
+    Exists {
+        /// The id.
+        id: String,
+    },
+
+    /// The operation is not allowed in the container's current state (runtime.md).
+    #[error("container {id} is {status}: cannot {operation}")]
+    WrongState {
+        /// The id.
+        id: String,
+        /// Its status.
+        status: String,
+        /// The operation refused.
+        operation: &'static str,
+    },
+
+    /// A hook failed: it could not run, exited non-zero, or timed out.
+    #[error("{hook} hook {path}: {message}")]
+    Hook {
+        /// The hook kind (`prestart`, `createRuntime`, …).
+        hook: String,
+        /// Its path.
+        path: PathBuf,
+        /// What happened (exit status, timeout, stderr).
+        message: String,
+    },
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// One rule of the runtime-spec that a config breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// JSON path of the field (`mounts[3].destination`).
+    pub field: String,
+    /// What is wrong, with the spec section it comes from.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
