@@ -1,0 +1,194 @@
+//! The layer store: overlay-form layers keyed by chain ID, sharing, reference counts, and the
+//! overlay mount showing the same tree as a flat unpack.
+
+mod common;
+
+use common::*;
+use oci_unpack::{chain_ids, Error, LayerStore, Unpacker};
+
+fn layers() -> Vec<Vec<u8>> {
+    let mut l1 = Tar::new();
+    l1.dir("etc/", 0o755)
+        .file("etc/keep", b"k", 0o644)
+        .file("etc/gone", b"g", 0o644)
+        .dir("data/", 0o755)
+        .file("data/old", b"o", 0o644)
+        .dir("data/sub/", 0o755)
+        .file("data/sub/deep", b"d", 0o644)
+        .symlink("link", "etc/keep");
+    let mut l2 = Tar::new();
+    l2.dir("etc/", 0o755)
+        .whiteout("etc/.wh.gone")
+        .file("etc/new", b"n", 0o600)
+        .dir("data/", 0o700)
+        .whiteout("data/.wh..wh..opq")
+        .file("data/fresh", b"f", 0o644)
+        .hardlink("etc/new2", "etc/new");
+    vec![l1.bytes(), l2.bytes()]
+}
+
+#[test]
+fn layers_are_stored_in_overlay_form_by_chain_id() {
+    let w = workdir();
+    let (layout, image) = image(&w.path().join("layout"), &layers(), Comp::Gzip);
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let chain = store
+        .prepare(&Unpacker::new(), &layout, &image, "img")
+        .unwrap();
+    let diff_ids: Vec<_> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+    assert_eq!(chain, chain_ids(&diff_ids));
+    let top = store.diff_path(&chain[1]);
+    let s = snapshot(&top);
+    // overlayfs.rst: a whiteout is a 0/0 character device; an opaque directory has the xattr.
+    assert_eq!((s["etc/gone"].kind, s["etc/gone"].rdev), ('c', 0));
+    assert_eq!(
+        s["data"]
+            .xattrs
+            .get("trusted.overlay.opaque")
+            .map(Vec::as_slice),
+        Some(&b"y"[..])
+    );
+    assert!(
+        !s.contains_key("etc/keep"),
+        "lower content is not copied up"
+    );
+    // Nothing left in the store's scratch space.
+    assert_eq!(
+        std::fs::read_dir(store.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn overlay_mount_matches_the_flat_unpack() {
+    let w = workdir();
+    let (layout, image) = image(&w.path().join("layout"), &layers(), Comp::Zstd);
+    let flat = w.path().join("flat");
+    Unpacker::new().unpack(&layout, &image, &flat).unwrap();
+
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let chain = store
+        .prepare(&Unpacker::new(), &layout, &image, "ctr")
+        .unwrap();
+    let mount = store.mount(&chain, w.path().join("ctr")).unwrap();
+    let merged = snapshot(mount.merged());
+    let want = snapshot(&flat);
+    assert_eq!(
+        merged.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (p, n) in &want {
+        let m = &merged[p];
+        assert_eq!(
+            (m.kind, m.mode, m.uid, m.gid, &m.target, &m.sha256),
+            (n.kind, n.mode, n.uid, n.gid, &n.target, &n.sha256),
+            "{p}"
+        );
+    }
+    // Copy-on-write: the container's writes land in its upper directory only.
+    std::fs::write(mount.merged().join("etc/keep"), b"changed").unwrap();
+    assert_eq!(
+        std::fs::read(mount.upper().join("etc/keep")).unwrap(),
+        b"changed"
+    );
+    assert_eq!(
+        std::fs::read(store.diff_path(&chain[0]).join("etc/keep")).unwrap(),
+        b"k"
+    );
+    mount.unmount().unwrap();
+}
+
+#[test]
+fn layers_are_shared_and_reference_counted() {
+    let w = workdir();
+    let ls = layers();
+    let (layout, image) = image(&w.path().join("layout"), &ls, Comp::Gzip);
+    // A second image sharing the base layer, with its own top layer.
+    let mut other = Tar::new();
+    other.file("other", b"o", 0o644);
+    let (layout2, image2) = common::image(
+        &w.path().join("layout2"),
+        &[ls[0].clone(), other.bytes()],
+        Comp::Gzip,
+    );
+
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let u = Unpacker::new();
+    let a = store.prepare(&u, &layout, &image, "a").unwrap();
+    let base_inode = std::fs::metadata(store.diff_path(&a[0]).join("etc/keep")).unwrap();
+    let b = store.prepare(&u, &layout2, &image2, "b").unwrap();
+    assert_eq!(a[0], b[0]);
+    assert_ne!(a[1], b[1]);
+    // The shared layer was not unpacked again.
+    let again = std::fs::metadata(store.diff_path(&b[0]).join("etc/keep")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&base_inode),
+        std::os::unix::fs::MetadataExt::ino(&again)
+    );
+    let layers = store.layers().unwrap();
+    assert_eq!(layers.len(), 3);
+    let base = layers.iter().find(|l| l.chain_id == a[0]).unwrap();
+    assert_eq!(base.refs, ["a", "b"]);
+
+    assert_eq!(store.release("a").unwrap(), vec![a[1].clone()]);
+    assert!(store.contains(&a[0]) && !store.contains(&a[1]));
+    assert_eq!(store.release("b").unwrap().len(), 2);
+    assert!(store.layers().unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(store.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn a_failing_layer_leaves_nothing_in_the_store() {
+    let w = workdir();
+    let (layout, mut image) = image(&w.path().join("layout"), &layers(), Comp::Gzip);
+    image.layers[1].diff_id = oci_image::sha256_digest(b"wrong");
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let e = store
+        .prepare(&Unpacker::new(), &layout, &image, "x")
+        .unwrap_err();
+    assert!(matches!(e, Error::DiffIdMismatch { .. }), "{e}");
+    // The good layer was unpacked in parallel, but nothing is published when one fails.
+    assert!(store.layers().unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(store.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn store_whiteouts_stay_inside_the_layer() {
+    let host = Host::new();
+    let w = workdir();
+    let mut l1 = Tar::new();
+    l1.symlink("hd", &host.s());
+    let mut l2 = Tar::new();
+    l2.whiteout("hd/.wh.passwd")
+        .whiteout("../../.wh.passwd")
+        .whiteout(&format!("{}/.wh..wh..opq", host.s()));
+    let (layout, image) = image(
+        &w.path().join("layout"),
+        &[l1.bytes(), l2.bytes()],
+        Comp::Gzip,
+    );
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    // `hd` is not a directory in the second layer's own tree: creating its whiteout there fails
+    // or lands inside; either way the host is untouched.
+    let _ = store.prepare(&Unpacker::new(), &layout, &image, "x");
+    host.assert_untouched();
+}
+
+#[test]
+fn bad_owner_names_are_refused() {
+    let w = workdir();
+    let (layout, image) = image(&w.path().join("layout"), &layers(), Comp::Gzip);
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    for bad in ["../x", "", ".hidden", "a/b"] {
+        let e = store
+            .prepare(&Unpacker::new(), &layout, &image, bad)
+            .unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }), "{bad}: {e}");
+    }
+}
