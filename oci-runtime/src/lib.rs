@@ -3,18 +3,23 @@
 //! - [`spec_from_image`]: image config + user overrides to a runtime config
 //!   (image-spec conversion.md), on top of [`default_spec`], a complete and safe default
 //!   (Docker's capabilities, masked paths and seccomp profile).
+//! - [`Bundle`], [`validate_spec`]: load, validate (runtime-spec rules, errors by JSON path)
+//!   and write bundles.
 //! - [`resolve_user`]: `Config.User` against the rootfs's own `/etc/passwd` and `/etc/group`,
 //!   read with `openat2(RESOLVE_IN_ROOT)`.
 //!
 //! Spec types come from [`oci_spec`], so values pass between this crate, `oci-image`,
 //! `oci-sandbox` and users' code unchanged.
 
+mod bundle;
 mod convert;
 mod defaults;
 mod error;
 mod seccomp;
 mod user;
+mod validate;
 
+pub use bundle::Bundle;
 pub use convert::{spec_from_image, Overrides, Volumes};
 pub use defaults::{
     capability_name, default_device_rules, default_spec, DEFAULT_CAPABILITIES, DEFAULT_PATH,
@@ -23,3 +28,4 @@ pub use defaults::{
 pub use error::{ConfigProblem, Error, Result};
 pub use seccomp::docker_default_seccomp;
 pub use user::{read_in_root, resolve_user, ExecUser};
+pub use validate::{parse_config, validate_spec};
