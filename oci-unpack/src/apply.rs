@@ -853,6 +853,11 @@ impl<'a> Applier<'a> {
     fn finish_dirs(&mut self) -> Result<()> {
         self.cache = None;
         let mut dirs = std::mem::take(&mut self.dirs);
+        // A directory listed twice takes its last entry's attributes (and must not be opened
+        // again after a mode-000 chmod).
+        let mut seen = HashSet::new();
+        dirs.reverse();
+        dirs.retain(|d| seen.insert(d.path.clone()));
         dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
         for d in dirs {
             let name = join(&d.path);
@@ -876,11 +881,15 @@ impl<'a> Applier<'a> {
             if let Some(t) = d.mtime {
                 rfs::futimens(&fd, &times(t)).map_err(|e| self.failed(&name, "utimens", e))?;
             }
-            if self.rootless && d.mode & 0o700 != 0o700 {
+            if self.rootless {
                 match self.form {
+                    // Every directory, so a later layer's mode replaces an earlier one's.
                     Form::Flat => self.deferred.push((d.path, d.mode)),
-                    Form::Overlay { .. } => rfs::fchmod(&fd, Mode::from_raw_mode(d.mode))
-                        .map_err(|e| self.failed(&name, "chmod", e))?,
+                    Form::Overlay { .. } if d.mode & 0o700 != 0o700 => {
+                        rfs::fchmod(&fd, Mode::from_raw_mode(d.mode))
+                            .map_err(|e| self.failed(&name, "chmod", e))?
+                    }
+                    Form::Overlay { .. } => {}
                 }
             }
         }
@@ -890,6 +899,10 @@ impl<'a> Applier<'a> {
 
 /// Applies the modes deferred by rootless flat unpacks, deepest first.
 pub(crate) fn apply_deferred_modes(root: &Root, mut deferred: DeferredModes) -> io::Result<()> {
+    // The last layer's mode for a directory wins; each directory is opened once.
+    let mut seen = HashSet::new();
+    deferred.reverse();
+    deferred.retain(|d| seen.insert(d.0.clone()));
     deferred.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
     for (path, mode) in deferred {
         let Some((base, parent)) = path.split_last() else {
