@@ -15,7 +15,9 @@ mod bundle;
 mod convert;
 mod defaults;
 mod error;
+mod hooks;
 mod seccomp;
+mod state;
 mod user;
 mod validate;
 
@@ -26,6 +28,10 @@ pub use defaults::{
     MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
 };
 pub use error::{ConfigProblem, Error, Result};
-pub use seccomp::docker_default_seccomp;
+pub use hooks::run_hooks;
+pub use seccomp::{docker_default_seccomp, DOCKER_CAP_GATES, DOCKER_DENIED};
+pub use state::{
+    check_id, now_rfc3339, proc_stat, ContainerLock, ContainerRecord, StateStore, DEFAULT_ROOT,
+};
 pub use user::{read_in_root, resolve_user, ExecUser};
 pub use validate::{parse_config, validate_spec};
