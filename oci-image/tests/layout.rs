@@ -367,3 +367,39 @@ fn gc_removes_stale_temporaries_but_not_fresh_ones() {
     assert_eq!(r.temp_files_removed, 2);
     assert!(!old.exists() && !old_root.exists() && fresh.exists());
 }
+
+#[test]
+fn sha512_blobs_are_read_and_verified() {
+    use sha2::Digest as _;
+    let (dir, layout) = layout();
+    let data = b"sha512 content";
+    let hex = hex::encode(sha2::Sha512::digest(data));
+    std::fs::create_dir_all(dir.path().join("blobs/sha512")).unwrap();
+    std::fs::write(dir.path().join("blobs/sha512").join(&hex), data).unwrap();
+    let digest = oci_image::parse_digest(&format!("sha512:{hex}")).unwrap();
+    let d = Descriptor::new(MediaType::Other("text/plain".into()), data.len() as u64, digest);
+    assert_eq!(layout.read_blob(&d, 100).unwrap(), data);
+    std::fs::write(dir.path().join("blobs/sha512").join(&hex), b"sha512 c0ntent").unwrap();
+    assert!(matches!(layout.read_blob(&d, 100), Err(Error::DigestMismatch { .. })));
+}
+
+#[test]
+fn embedded_data_must_match_the_descriptor() {
+    use base64::Engine as _;
+    let (_dir, layout) = layout();
+    let m = image(&layout, "linux/amd64", false);
+    let mut tagged = m.clone();
+    tagged.set_data(Some(base64::engine::general_purpose::STANDARD.encode(b"not the manifest")));
+    layout
+        .update_index(|i| {
+            i.set_manifests(vec![tagged.clone()]);
+            Ok(())
+        })
+        .unwrap();
+    let report = layout.validate();
+    assert!(
+        report.errors().any(|p| p.field == "manifests[0].data"),
+        "{:?}",
+        report.problems
+    );
+}
