@@ -238,6 +238,67 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
+
+    /// A string is not an image reference (`[registry/]repository[:tag][@digest]`); used by the
+    /// `registry` feature.
+    #[error("invalid image reference {reference:?}: {reason}")]
+    InvalidReference {
+        /// The reference as given.
+        reference: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A registry asked for credentials, or refused those it was given (HTTP 401).
+    #[error("{url}: unauthorized (HTTP 401): {message}")]
+    Unauthorized {
+        /// The URL of the request (or of the token realm) that was refused.
+        url: String,
+        /// What the registry or token server said, and which credentials were tried.
+        message: String,
+    },
+
+    /// A registry refused access to a repository with the credentials given (HTTP 403).
+    #[error("{url}: access denied (HTTP 403): {message}")]
+    Denied {
+        /// The URL of the request.
+        url: String,
+        /// What the registry said.
+        message: String,
+    },
+
+    /// A registry has no such manifest, blob or repository (HTTP 404).
+    #[error("{what} not found in the registry ({url}, HTTP 404): {message}")]
+    RegistryNotFound {
+        /// What was looked for: `manifest <reference>` or `blob <digest>`.
+        what: String,
+        /// The URL of the request.
+        url: String,
+        /// What the registry said.
+        message: String,
+    },
+
+    /// A registry answered a request with an unexpected status.
+    #[error("{method} {url}: HTTP {status}: {message}")]
+    RegistryStatus {
+        /// The request's method.
+        method: String,
+        /// The URL of the request.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What the registry said.
+        message: String,
+    },
+
+    /// A request to a registry failed below HTTP: DNS, connection, TLS, a broken transfer.
+    #[error("{url}: {message}")]
+    Transport {
+        /// The URL of the request.
+        url: String,
+        /// What failed.
+        message: String,
+    },
 }
 
 fn list_or_none(v: &[String]) -> String {

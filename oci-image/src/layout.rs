@@ -408,6 +408,191 @@ impl BlobWriter {
     }
 }
 
+impl Layout {
+    /// Opens (or starts) the resumable download of the blob `digest`: see [`PartialBlob`].
+    ///
+    /// The bytes kept from an earlier, interrupted attempt are hashed again, so that the
+    /// download can continue at [`PartialBlob::offset`] and still be verified as a whole.
+    /// Blocks while another writer (a thread or another process) holds the same blob.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), oci_image::Error> {
+    /// use std::io::Write;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let layout = oci_image::Layout::create(dir.path())?;
+    /// let digest = oci_image::sha256_digest(b"hello world");
+    ///
+    /// let mut p = layout.partial_blob(&digest)?;
+    /// p.write_all(b"hello ").unwrap();
+    /// drop(p); // interrupted: the six bytes stay
+    ///
+    /// let mut p = layout.partial_blob(&digest)?;
+    /// assert_eq!(p.offset(), 6);
+    /// p.write_all(b"world").unwrap();
+    /// assert_eq!(p.commit()?, 11);
+    /// assert!(layout.has_blob(&digest)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn partial_blob(&self, digest: &Digest) -> Result<PartialBlob> {
+        use std::os::unix::fs::MetadataExt;
+        check_registered(digest)?;
+        let blobs = self.root.join("blobs");
+        // `.tmp-` so that gc removes partial downloads abandoned for more than an hour.
+        let path = blobs.join(format!(
+            ".tmp-partial-{}-{}",
+            digest.algorithm(),
+            digest.digest()
+        ));
+        let file = loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o644)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(|e| Error::io(&path, e.into()))?;
+            // The writer that held the lock may have committed (renamed) the file we opened:
+            // only the file still at `path` is ours to continue.
+            let held = file.metadata().map_err(|e| Error::io(&path, e))?;
+            match fs::symlink_metadata(&path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => break file,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        };
+        let mut hasher = Hasher::new(digest.algorithm())?;
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut reader = &file;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(&path, e)),
+            };
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok(PartialBlob {
+            layout: self.clone(),
+            digest: digest.clone(),
+            path,
+            file,
+            hasher,
+            size,
+        })
+    }
+}
+
+/// A blob being downloaded in a way that survives interruption: the bytes go to
+/// `blobs/.tmp-partial-<alg>-<encoded>`, which stays when the writer is dropped, so that the
+/// next [`Layout::partial_blob`] for the same digest continues where this one stopped (a
+/// registry pull asks for the rest with an HTTP `Range`). [`PartialBlob::commit`] verifies
+/// the whole content against the digest and renames it into place.
+///
+/// The file is locked while the writer lives, so concurrent pulls of the same blob take turns
+/// rather than interleave their bytes. Stale partial files are removed by [`Layout::gc`]
+/// after an hour.
+///
+/// ```
+/// # fn main() -> Result<(), oci_image::Error> {
+/// use std::io::Write;
+/// let dir = tempfile::tempdir().unwrap();
+/// let layout = oci_image::Layout::create(dir.path())?;
+/// let mut p = layout.partial_blob(&oci_image::sha256_digest(b"abc"))?;
+/// p.write_all(b"abd").unwrap();
+/// assert!(matches!(p.commit(), Err(oci_image::Error::DigestMismatch { .. })));
+/// // A mismatching download is discarded, not resumed.
+/// assert_eq!(layout.partial_blob(&oci_image::sha256_digest(b"abc"))?.offset(), 0);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PartialBlob {
+    layout: Layout,
+    digest: Digest,
+    path: PathBuf,
+    file: File,
+    hasher: Hasher,
+    size: u64,
+}
+
+impl Write for PartialBlob {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl PartialBlob {
+    /// The digest the content must have.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Bytes held so far: where the download continues.
+    pub fn offset(&self) -> u64 {
+        self.size
+    }
+
+    /// The partial file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Drops the bytes held so far and starts again from zero (for a server that does not
+    /// honour `Range`, or held bytes that turned out wrong).
+    pub fn reset(&mut self) -> Result<()> {
+        self.file.set_len(0).map_err(|e| Error::io(&self.path, e))?;
+        self.hasher = Hasher::new(self.digest.algorithm())?;
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Removes the partial file.
+    pub fn discard(self) -> Result<()> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+
+    /// Checks the content against the digest, syncs it and renames it into
+    /// `blobs/<alg>/<encoded>`; returns its size. On a digest mismatch the partial file is
+    /// removed (its bytes cannot be trusted for a later resume) and
+    /// [`Error::DigestMismatch`] is returned.
+    pub fn commit(self) -> Result<u64> {
+        let actual = self.hasher.clone().finish();
+        if actual != self.digest {
+            let expected = self.digest.clone();
+            self.discard()?;
+            return Err(Error::DigestMismatch {
+                expected,
+                actual: actual.to_string(),
+            });
+        }
+        self.file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        set_mode_644(&self.file).map_err(|e| Error::io(&self.path, e))?;
+        let dest = self.layout.blob_path(&self.digest)?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        fs::rename(&self.path, &dest).map_err(|e| Error::io(&dest, e))?;
+        Ok(self.size)
+    }
+}
+
 fn descriptor(media_type: MediaType, digest: Digest, size: u64) -> Result<Descriptor> {
     DescriptorBuilder::default()
         .media_type(media_type)

@@ -63,6 +63,8 @@ mod error;
 mod layout;
 pub mod media_type;
 pub mod platform;
+#[cfg(feature = "registry")]
+pub mod registry;
 mod resolve;
 pub mod validate;
 mod write;
@@ -72,8 +74,8 @@ pub use oci_spec as spec;
 pub use digest::{parse_digest, sha256_digest, Hasher, VerifyingReader};
 pub use error::{Error, Result};
 pub use layout::{
-    parse_config, parse_index, parse_manifest, BlobWriter, Layout, LAYOUT_VERSION, MAX_CONFIG_SIZE,
-    MAX_MANIFEST_SIZE,
+    parse_config, parse_index, parse_manifest, BlobWriter, Layout, PartialBlob, LAYOUT_VERSION,
+    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
 };
 pub use platform::PlatformSpec;
 pub use resolve::{Image, Layer, ANNOTATION_CONTAINERD_NAME, MAX_INDEX_DEPTH};

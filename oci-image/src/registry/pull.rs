@@ -1,0 +1,738 @@
+//! Pull: manifests with content negotiation, platform choice, blobs into the store.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+
+use oci_spec::image::{Descriptor, Digest, MediaType};
+
+use super::transport::{
+    header, is_transient_error, read_body, response_error, HttpResponse, Method, Request, Scope,
+};
+use super::{parallel, Client, Progress, ProgressFn, PullOptions, Pulled, Reference};
+use crate::digest::Hasher;
+use crate::error::{Error, Result};
+use crate::layout::{Layout, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
+use crate::media_type::{self, Kind};
+use crate::platform::PlatformSpec;
+use crate::resolve::MAX_INDEX_DEPTH;
+
+/// The manifest types this client reads, sent as `Accept` (distribution-spec "Pulling
+/// manifests", content-negotiation.md). Docker's types are listed so that registries that
+/// store them serve them as they are instead of converting to schema 1; indexes first so that
+/// a multi-platform tag answers with its index rather than a registry-chosen platform.
+pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+/// A manifest or index as fetched: its descriptor and exact bytes.
+type Document = (Descriptor, Vec<u8>);
+
+/// What the walk of an image collects before anything is written.
+#[derive(Default)]
+struct Plan {
+    /// Manifests and indexes to store, children before parents.
+    documents: Vec<Document>,
+    /// Config and layer blobs, without duplicates.
+    blobs: Vec<Descriptor>,
+    seen_blobs: HashSet<Digest>,
+    /// The image manifests.
+    manifests: Vec<Descriptor>,
+}
+
+impl Plan {
+    fn add_blob(&mut self, d: &Descriptor) {
+        if self.seen_blobs.insert(d.digest().clone()) {
+            self.blobs.push(d.clone());
+        }
+    }
+}
+
+#[derive(Default)]
+struct BlobOutcome {
+    downloaded: bool,
+    bytes: u64,
+    resumed: u64,
+}
+
+impl Client {
+    pub(super) fn scope(
+        &self,
+        r: &Reference,
+        actions: &'static str,
+        mount_from: Option<String>,
+    ) -> Scope {
+        Scope {
+            registry: r.registry().to_string(),
+            host: r.api_host().to_string(),
+            repository: r.repository().to_string(),
+            actions,
+            mount_from,
+        }
+    }
+
+    /// Pulls `reference` into `layout`: the manifest (or the index and the manifest chosen
+    /// for the platform, or with [`PullOptions::all_platforms`] all of them), the config and
+    /// the layers; then tags it (see [`PullOptions::tag`]).
+    ///
+    /// Blobs are written before the manifests that reference them, and the tag last, so an
+    /// interrupted pull leaves the layout as it was plus complete blobs and partial
+    /// downloads, which the next pull reuses.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), oci_image::Error> {
+    /// use oci_image::registry::{Client, PullOptions};
+    /// let layout = oci_image::Layout::create("/tmp/images")?;
+    /// let r = "localhost:5000/busybox:latest".parse()?;
+    /// let pulled = Client::new().pull(&r, &layout, &PullOptions::default().tag("busybox"))?;
+    /// let image = layout.resolve("busybox", None)?;
+    /// assert_eq!(image.digest(), pulled.manifests[0].digest());
+    /// # Ok(()) }
+    /// ```
+    pub fn pull(
+        &self,
+        reference: &Reference,
+        layout: &Layout,
+        options: &PullOptions,
+    ) -> Result<Pulled> {
+        let scope = self.scope(reference, "pull", None);
+        let (top, top_bytes) = self.fetch_manifest(&scope, reference, None)?;
+        let mut plan = Plan::default();
+        let stored = match media_type::kind(top.media_type()) {
+            Kind::Index if options.all_platforms => {
+                self.walk_all(&scope, reference, (top.clone(), top_bytes), 0, &mut plan)?;
+                top.clone()
+            }
+            Kind::Index => {
+                let host;
+                let wanted = match &options.platform {
+                    Some(p) => p,
+                    None => {
+                        host = PlatformSpec::host();
+                        &host
+                    }
+                };
+                let mut sel = Selection {
+                    wanted,
+                    seen: Vec::new(),
+                    fetched: HashMap::new(),
+                };
+                let chosen =
+                    self.select(&scope, reference, layout, &top, &top_bytes, 0, &mut sel)?;
+                let Some((_, chosen)) = chosen else {
+                    return Err(Error::NoMatchingPlatform {
+                        wanted: wanted.to_string(),
+                        within: reference.to_string(),
+                        available: sel.seen,
+                    });
+                };
+                let doc = match sel.fetched.remove(chosen.digest()) {
+                    Some(bytes) => (chosen.clone(), bytes),
+                    None => self.fetch_manifest(&scope, reference, Some(&chosen))?,
+                };
+                self.add_manifest(doc, &mut plan)?;
+                chosen
+            }
+            _ => {
+                self.add_manifest((top.clone(), top_bytes), &mut plan)?;
+                top.clone()
+            }
+        };
+
+        let progress = options.progress.clone();
+        let outcomes = parallel(&plan.blobs, self.transport.config.concurrency, |d| {
+            self.download_blob(&scope, layout, d, progress.as_ref())
+        })?;
+        for (d, bytes) in &plan.documents {
+            store_bytes(layout, d, bytes)?;
+        }
+        let tag = match &options.tag {
+            Some(t) => Some(t.clone()),
+            None => reference.tag().map(|_| reference.to_string()),
+        };
+        if let Some(t) = &tag {
+            layout.tag(t, &stored)?;
+        }
+        Ok(Pulled {
+            reference: reference.clone(),
+            descriptor: top,
+            stored,
+            manifests: plan.manifests,
+            tag,
+            blobs_downloaded: outcomes.iter().filter(|o| o.downloaded).count(),
+            blobs_present: outcomes.iter().filter(|o| !o.downloaded).count(),
+            bytes_downloaded: outcomes.iter().map(|o| o.bytes).sum(),
+            bytes_resumed: outcomes.iter().map(|o| o.resumed).sum(),
+        })
+    }
+
+    /// Adds an image manifest, its config and its layers to the plan. Non-distributable
+    /// layers are not fetched (image-spec layer.md: they are not to be uploaded, so registries
+    /// usually lack them), as [`Layout::put_manifest`] does not require them.
+    fn add_manifest(&self, doc: Document, plan: &mut Plan) -> Result<()> {
+        let manifest = crate::layout::parse_manifest(&doc.1, &doc.0)?;
+        plan.add_blob(manifest.config());
+        for l in manifest.layers() {
+            if matches!(
+                media_type::kind(l.media_type()),
+                Kind::Layer {
+                    non_distributable: true,
+                    ..
+                }
+            ) {
+                continue;
+            }
+            plan.add_blob(l);
+        }
+        plan.manifests.push(doc.0.clone());
+        plan.documents.push(doc);
+        Ok(())
+    }
+
+    /// Every manifest and nested index of an index, for `--all`.
+    fn walk_all(
+        &self,
+        scope: &Scope,
+        reference: &Reference,
+        doc: Document,
+        depth: usize,
+        plan: &mut Plan,
+    ) -> Result<()> {
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(Error::NestingTooDeep {
+                digest: doc.0.digest().clone(),
+                limit: MAX_INDEX_DEPTH,
+            });
+        }
+        let index = crate::layout::parse_index(&doc.1, &doc.0)?;
+        for child in index.manifests() {
+            if plan
+                .documents
+                .iter()
+                .any(|(d, _)| d.digest() == child.digest())
+            {
+                continue;
+            }
+            match media_type::kind(child.media_type()) {
+                Kind::Manifest => {
+                    let c = self.fetch_manifest(scope, reference, Some(child))?;
+                    self.add_manifest(c, plan)?;
+                }
+                Kind::Index => {
+                    let c = self.fetch_manifest(scope, reference, Some(child))?;
+                    self.walk_all(scope, reference, c, depth + 1, plan)?;
+                }
+                Kind::Schema1 => {
+                    return Err(Error::Schema1 {
+                        digest: child.digest().clone(),
+                        media_type: child.media_type().to_string(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        plan.documents.push(doc);
+        Ok(())
+    }
+
+    /// The best manifest for the wanted platform in an index (image-index.md: the closest
+    /// variant, then the first in order), following nested indexes. Manifests whose
+    /// descriptor has no platform are judged by their config, fetched for that.
+    #[allow(clippy::too_many_arguments)]
+    fn select(
+        &self,
+        scope: &Scope,
+        reference: &Reference,
+        layout: &Layout,
+        desc: &Descriptor,
+        bytes: &[u8],
+        depth: usize,
+        sel: &mut Selection<'_>,
+    ) -> Result<Option<(u32, Descriptor)>> {
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(Error::NestingTooDeep {
+                digest: desc.digest().clone(),
+                limit: MAX_INDEX_DEPTH,
+            });
+        }
+        let index = crate::layout::parse_index(bytes, desc)?;
+        let mut best: Option<(u32, Descriptor)> = None;
+        for child in index.manifests() {
+            let found = match media_type::kind(child.media_type()) {
+                Kind::Manifest => {
+                    let platform = match child.platform() {
+                        Some(p) => Some(PlatformSpec::from_platform(p)),
+                        None => self.config_platform(scope, reference, layout, child, sel)?,
+                    };
+                    match platform {
+                        // BuildKit's attestations ("unknown/unknown") are not images.
+                        Some(p) if p.os != "unknown" => {
+                            let name = p.to_string();
+                            if !sel.seen.contains(&name) {
+                                sel.seen.push(name);
+                            }
+                            sel.wanted.rank(&p).map(|r| (r, child.clone()))
+                        }
+                        _ => None,
+                    }
+                }
+                Kind::Index => {
+                    let (d, b) = self.fetch_manifest(scope, reference, Some(child))?;
+                    self.select(scope, reference, layout, &d, &b, depth + 1, sel)?
+                }
+                _ => None,
+            };
+            if let Some((rank, d)) = found {
+                if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+                    best = Some((rank, d));
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// The platform an image's config declares, for a manifest listed without one.
+    fn config_platform(
+        &self,
+        scope: &Scope,
+        reference: &Reference,
+        layout: &Layout,
+        child: &Descriptor,
+        sel: &mut Selection<'_>,
+    ) -> Result<Option<PlatformSpec>> {
+        let (d, bytes) = self.fetch_manifest(scope, reference, Some(child))?;
+        let manifest = crate::layout::parse_manifest(&bytes, &d)?;
+        sel.fetched.insert(d.digest().clone(), bytes);
+        let config = manifest.config();
+        if media_type::kind(config.media_type()) != Kind::Config {
+            return Ok(None);
+        }
+        self.download_blob(scope, layout, config, None)?;
+        #[derive(serde::Deserialize)]
+        struct ConfigPlatform {
+            architecture: String,
+            os: String,
+            variant: Option<String>,
+        }
+        let c: ConfigPlatform = layout.read_json(config, MAX_CONFIG_SIZE)?;
+        let mut p = format!("{}/{}", c.os, c.architecture);
+        if let Some(v) = c.variant.filter(|v| !v.is_empty()) {
+            p = format!("{p}/{v}");
+        }
+        Ok(p.parse().ok())
+    }
+
+    /// Fetches a manifest or index: the one the reference names when `expected` is `None`,
+    /// else the one `expected` describes (by digest). Verifies size and digest, and that the
+    /// type the registry declares agrees with the content and with `expected`.
+    pub(super) fn fetch_manifest(
+        &self,
+        scope: &Scope,
+        reference: &Reference,
+        expected: Option<&Descriptor>,
+    ) -> Result<Document> {
+        let (what, key) = match expected {
+            Some(e) => (
+                format!("manifest {}@{}", reference.name(), e.digest()),
+                e.digest().to_string(),
+            ),
+            None => (format!("manifest {reference}"), reference.tag_or_digest()),
+        };
+        let known_digest = expected.map(|e| e.digest()).or(reference.digest());
+        if let Some(e) = expected {
+            crate::digest::check_registered(e.digest())?;
+            if e.size() > MAX_MANIFEST_SIZE {
+                return Err(Error::TooLarge {
+                    digest: e.digest().clone(),
+                    size: e.size(),
+                    limit: MAX_MANIFEST_SIZE,
+                    what: "a manifest",
+                });
+            }
+        }
+        let path = format!("/v2/{}/manifests/{key}", scope.repository);
+        let req = Request::new(Method::Get, path.clone()).header("Accept", MANIFEST_ACCEPT);
+        let mut resp = self.transport.send(scope, &req)?;
+        let url = self.transport.url(scope, &path)?;
+        if resp.status().as_u16() != 200 {
+            return Err(response_error("GET", &url, &what, resp));
+        }
+        let content_type = header(&resp, "content-type")
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
+            .unwrap_or_default();
+        let header_digest =
+            header(&resp, "docker-content-digest").and_then(|d| crate::parse_digest(&d).ok());
+        let bytes = read_body(&mut resp, &url, MAX_MANIFEST_SIZE)?;
+        if bytes.len() as u64 > MAX_MANIFEST_SIZE {
+            return Err(match known_digest.or(header_digest.as_ref()) {
+                Some(d) => Error::TooLarge {
+                    digest: d.clone(),
+                    size: bytes.len() as u64,
+                    limit: MAX_MANIFEST_SIZE,
+                    what: "a manifest",
+                },
+                None => Error::Invalid {
+                    what: url,
+                    reason: format!("manifest larger than {MAX_MANIFEST_SIZE} bytes"),
+                },
+            });
+        }
+        // "If the <tag-or-digest> part of a manifest request is a digest, clients SHOULD
+        // verify the returned manifest matches this digest"; a Docker-Content-Digest, "if it
+        // is used, the client MUST verify" (distribution-spec "Pulling manifests").
+        let digest = match known_digest.or(header_digest.as_ref()) {
+            Some(d) => {
+                let actual = digest_with(d, &bytes)?;
+                if actual != *d {
+                    return Err(Error::DigestMismatch {
+                        expected: d.clone(),
+                        actual: actual.to_string(),
+                    });
+                }
+                d.clone()
+            }
+            None => crate::sha256_digest(&bytes),
+        };
+        if let Some(e) = expected {
+            if e.size() != bytes.len() as u64 {
+                return Err(Error::SizeMismatch {
+                    digest: digest.clone(),
+                    expected: e.size(),
+                    actual: bytes.len() as u64,
+                    at_least: false,
+                });
+            }
+        }
+        let media_type = match media_type::kind_of(&content_type) {
+            Kind::Manifest | Kind::Index | Kind::Schema1 => content_type,
+            // No (or a generic) Content-Type: the content says what it is.
+            _ => sniff_media_type(&bytes).ok_or_else(|| Error::UnexpectedMediaType {
+                digest: digest.clone(),
+                media_type: content_type.clone(),
+                expected: "an image manifest or index",
+            })?,
+        };
+        if media_type::kind_of(&media_type) == Kind::Schema1 {
+            return Err(Error::Schema1 { digest, media_type });
+        }
+        let desc = match expected {
+            Some(e) => {
+                if media_type::kind_of(&media_type) != media_type::kind(e.media_type()) {
+                    return Err(Error::MediaTypeMismatch {
+                        digest,
+                        descriptor: e.media_type().to_string(),
+                        content: format!("{media_type} (the registry's Content-Type)"),
+                    });
+                }
+                e.clone()
+            }
+            None => Descriptor::new(
+                MediaType::from(media_type.as_str()),
+                bytes.len() as u64,
+                digest,
+            ),
+        };
+        // The content's own `mediaType` must agree with the declared type ("clients SHOULD
+        // reject unless the mediaType field's value matches the type specified by the
+        // Content-Type header"); parse_* check that and the document's shape.
+        match media_type::kind(desc.media_type()) {
+            Kind::Index => {
+                crate::layout::parse_index(&bytes, &desc)?;
+            }
+            _ => {
+                crate::layout::parse_manifest(&bytes, &desc)?;
+            }
+        }
+        Ok((desc, bytes))
+    }
+
+    /// Downloads one blob into the store, resuming a partial download, retrying transient
+    /// failures, verifying size and digest. A blob already in the store is skipped.
+    fn download_blob(
+        &self,
+        scope: &Scope,
+        layout: &Layout,
+        desc: &Descriptor,
+        progress: Option<&ProgressFn>,
+    ) -> Result<BlobOutcome> {
+        let digest = desc.digest();
+        let size = desc.size();
+        let report = |p: Progress| {
+            if let Some(f) = progress {
+                f(&p)
+            }
+        };
+        let present = |layout: &Layout| -> Result<bool> {
+            Ok(layout.has_blob(digest)?
+                && std::fs::metadata(layout.blob_path(digest)?).is_ok_and(|m| m.len() == size))
+        };
+        if present(layout)? {
+            report(Progress::BlobSkipped {
+                digest: digest.clone(),
+                size,
+            });
+            return Ok(BlobOutcome::default());
+        }
+        let mut partial = layout.partial_blob(digest)?;
+        // Another thread or process may have finished it while we waited for the lock.
+        if present(layout)? {
+            partial.discard()?;
+            report(Progress::BlobSkipped {
+                digest: digest.clone(),
+                size,
+            });
+            return Ok(BlobOutcome::default());
+        }
+        if partial.offset() > size {
+            partial.reset()?;
+        }
+        let mut resumed = partial.offset();
+        let mut outcome = BlobOutcome {
+            downloaded: true,
+            ..Default::default()
+        };
+        let mut attempt = 0;
+        let mut restarted = false;
+        loop {
+            report(Progress::BlobStarted {
+                digest: digest.clone(),
+                size,
+                offset: partial.offset(),
+            });
+            let fetched = if partial.offset() == size {
+                Ok(())
+            } else {
+                self.fetch_blob_rest(scope, desc, &mut partial, &mut outcome.bytes, &report)
+            };
+            match fetched {
+                Ok(()) => match partial.commit() {
+                    Ok(_) => break,
+                    // Kept bytes from an earlier attempt may be what is wrong: start over
+                    // once from zero before blaming the registry.
+                    Err(Error::DigestMismatch { .. }) if resumed > 0 && !restarted => {
+                        restarted = true;
+                        resumed = 0;
+                        partial = layout.partial_blob(digest)?;
+                        partial.reset()?;
+                    }
+                    Err(e) => return Err(e),
+                },
+                Err(e) if is_transient_error(&e) && attempt < self.transport.config.retries => {
+                    // The bytes received so far stay in the partial file: the next try asks
+                    // for the rest ("Resumable Pull").
+                    std::thread::sleep(self.backoff_for(attempt));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        outcome.resumed = resumed;
+        report(Progress::BlobDone {
+            digest: digest.clone(),
+            size,
+        });
+        Ok(outcome)
+    }
+
+    pub(super) fn backoff_for(&self, attempt: u32) -> std::time::Duration {
+        let c = &self.transport.config;
+        c.backoff
+            .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+            .min(c.max_backoff)
+    }
+
+    /// One `GET` of the blob from the partial download's offset to its end.
+    fn fetch_blob_rest(
+        &self,
+        scope: &Scope,
+        desc: &Descriptor,
+        partial: &mut crate::PartialBlob,
+        received: &mut u64,
+        report: &dyn Fn(Progress),
+    ) -> Result<()> {
+        let digest = desc.digest();
+        let size = desc.size();
+        let offset = partial.offset();
+        let path = format!("/v2/{}/blobs/{digest}", scope.repository);
+        let mut req = Request::new(Method::Get, path.clone());
+        if offset > 0 {
+            // "A registry SHOULD support the Range request header" (distribution-spec
+            // "Pulling blobs"; RFC 9110 section 14).
+            req = req.header("Range", format!("bytes={offset}-"));
+        }
+        let mut resp = self.transport.send(scope, &req)?;
+        let url = self.transport.url(scope, &path)?;
+        match resp.status().as_u16() {
+            200 => {
+                if offset > 0 {
+                    // The registry ignored the Range and sends the whole blob.
+                    partial.reset()?;
+                }
+            }
+            206 => {
+                let start = header(&resp, "content-range").and_then(|v| content_range_start(&v));
+                if start != Some(offset) {
+                    partial.reset()?;
+                    return Err(Error::Transport {
+                        url,
+                        message: format!(
+                            "asked for bytes {offset}- and got Content-Range {:?}; starting over",
+                            header(&resp, "content-range")
+                        ),
+                    });
+                }
+            }
+            416 => {
+                partial.reset()?;
+                return Err(Error::Transport {
+                    url,
+                    message: format!("range {offset}- not satisfiable; starting over"),
+                });
+            }
+            _ => return Err(response_error("GET", &url, &format!("blob {digest}"), resp)),
+        }
+        copy_body(&mut resp, partial, size, &url, received, &|n| {
+            report(Progress::BlobBytes {
+                digest: digest.clone(),
+                bytes: n,
+            })
+        })
+    }
+}
+
+/// Copies a blob body into the partial download, never past the descriptor's size: a
+/// response longer than that is a [`Error::SizeMismatch`] whatever its `Content-Length`
+/// says; one that ends early is a transient [`Error::Transport`] (the bytes stay).
+fn copy_body(
+    resp: &mut HttpResponse,
+    partial: &mut crate::PartialBlob,
+    size: u64,
+    url: &str,
+    received: &mut u64,
+    report: &dyn Fn(u64),
+) -> Result<()> {
+    let mut reader = resp.body_mut().as_reader();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let remaining = size - partial.offset();
+        let want = buf
+            .len()
+            .min(remaining.max(1).try_into().unwrap_or(usize::MAX));
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::Transport {
+                    url: url.to_string(),
+                    message: format!(
+                        "transfer interrupted at byte {} of {size}: {e}",
+                        partial.offset()
+                    ),
+                })
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if remaining == 0 {
+            let digest = partial.digest().clone();
+            partial.reset()?;
+            return Err(Error::SizeMismatch {
+                digest,
+                expected: size,
+                actual: size + n as u64,
+                at_least: true,
+            });
+        }
+        partial
+            .write_all(&buf[..n])
+            .map_err(|e| Error::io(partial.path(), e))?;
+        *received += n as u64;
+        report(n as u64);
+    }
+    if partial.offset() < size {
+        return Err(Error::Transport {
+            url: url.to_string(),
+            message: format!(
+                "the connection ended at byte {} of {size}",
+                partial.offset()
+            ),
+        });
+    }
+    Ok(())
+}
+
+struct Selection<'a> {
+    wanted: &'a PlatformSpec,
+    seen: Vec<String>,
+    fetched: HashMap<Digest, Vec<u8>>,
+}
+
+/// Writes a fetched (already verified) document into the store.
+fn store_bytes(layout: &Layout, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+    if layout.has_blob(desc.digest())? {
+        return Ok(());
+    }
+    let mut p = layout.partial_blob(desc.digest())?;
+    p.reset()?;
+    p.write_all(bytes).map_err(|e| Error::io(p.path(), e))?;
+    p.commit()?;
+    Ok(())
+}
+
+/// The digest of `bytes` with the algorithm of `like`.
+fn digest_with(like: &Digest, bytes: &[u8]) -> Result<Digest> {
+    let mut h = Hasher::new(like.algorithm())?;
+    h.update(bytes);
+    Ok(h.finish())
+}
+
+/// `bytes START-END/TOTAL` → START (RFC 9110 section 14.4).
+fn content_range_start(v: &str) -> Option<u64> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, _) = rest.split_once('/')?;
+    let (start, _) = range.split_once('-')?;
+    start.trim().parse().ok()
+}
+
+/// The media type of a manifest served without a useful Content-Type: its `mediaType`, or
+/// its shape (`manifests` for an index, `config` for a manifest).
+fn sniff_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+        config: Option<serde::de::IgnoredAny>,
+    }
+    let p: Probe = serde_json::from_slice(bytes).ok()?;
+    match (p.media_type, p.manifests.is_some(), p.config.is_some()) {
+        (Some(mt), _, _) => Some(mt),
+        (None, true, false) => Some(MediaType::ImageIndex.to_string()),
+        (None, false, true) => Some(MediaType::ImageManifest.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media_type::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST};
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes 0-0/*"), Some(0));
+        assert_eq!(content_range_start("items 1-2/3"), None);
+        assert_eq!(content_range_start("bytes x-1/2"), None);
+    }
+
+    #[test]
+    fn accept_lists_every_manifest_type() {
+        for t in [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST] {
+            assert!(MANIFEST_ACCEPT.contains(t));
+        }
+        assert!(MANIFEST_ACCEPT.contains(&MediaType::ImageIndex.to_string()));
+        assert!(MANIFEST_ACCEPT.contains(&MediaType::ImageManifest.to_string()));
+    }
+}
