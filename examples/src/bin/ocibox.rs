@@ -1,8 +1,8 @@
 //! `ocibox`: the image-level command line of the toolkit.
 //!
-//! Today it inspects, validates, tags and garbage-collects OCI image layouts, and generates the
-//! demo image the README's main job uses; `run` (pull, unpack and run in one step) comes with
-//! the runtime crates.
+//! Today it inspects, validates, tags and garbage-collects OCI image layouts, pulls images from
+//! registries into them and pushes them back, and generates the demo image the README's main
+//! job uses; `run` (pull, unpack and run in one step) comes with the runtime crates.
 //!
 //! Images are named as skopeo's `oci:` transport names them: `DIR`, `DIR:TAG` or
 //! `DIR@sha256:…`.
@@ -82,6 +82,48 @@ enum Command {
         /// The layout directory to create.
         layout: PathBuf,
     },
+    /// Pull an image from a registry into a layout (created if needed).
+    Pull {
+        /// `[REGISTRY/]NAME[:TAG][@DIGEST]`; Docker Hub when no registry is named.
+        reference: String,
+        /// `DIR` or `DIR:TAG`; the tag defaults to the full reference.
+        layout: String,
+        /// Platform to select from an index (`os/arch[/variant]`); the host's by default.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Pull every platform of an index.
+        #[arg(long)]
+        all: bool,
+        /// A registry (`HOST[:PORT]`) that may be reached over plain HTTP; repeatable.
+        #[arg(long)]
+        insecure: Vec<String>,
+    },
+    /// Push an image or index from a layout to a registry.
+    Push {
+        /// `DIR:TAG` or `DIR@DIGEST`.
+        image: String,
+        /// `[REGISTRY/]NAME[:TAG]`.
+        reference: String,
+        /// Mount blobs the registry has in this repository instead of uploading them.
+        #[arg(long)]
+        mount_from: Option<String>,
+        /// Upload in chunks of this many bytes.
+        #[arg(long)]
+        chunk_size: Option<u64>,
+        /// A registry (`HOST[:PORT]`) that may be reached over plain HTTP; repeatable.
+        #[arg(long)]
+        insecure: Vec<String>,
+    },
+}
+
+fn registry_client(insecure: Vec<String>) -> oci_image::registry::Client {
+    insecure
+        .into_iter()
+        .fold(oci_image::registry::Client::builder(), |b, r| {
+            b.insecure_registry(r)
+        })
+        .user_agent(concat!("ocibox/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// Splits `DIR`, `DIR:TAG` or `DIR@DIGEST` (skopeo's `oci:` syntax).
@@ -171,6 +213,71 @@ fn run(command: Command) -> AnyResult<ExitCode> {
         Command::Demo { layout } => {
             let desc = examples::demo::write_demo_image(&layout)?;
             println!("wrote {}:demo ({})", layout.display(), desc.digest());
+        }
+        Command::Pull {
+            reference,
+            layout,
+            platform,
+            all,
+            insecure,
+        } => {
+            let client = registry_client(insecure);
+            let r = client.parse_reference(&reference)?;
+            let (dir, tag) = split_ref(&layout);
+            let layout = Layout::create(dir)?;
+            let mut opts = oci_image::registry::PullOptions::default()
+                .all_platforms(all)
+                .on_progress(|p| {
+                    if let oci_image::registry::Progress::BlobDone { digest, size } = p {
+                        eprintln!("{digest}: {size} bytes");
+                    }
+                });
+            if let Some(p) = platform {
+                opts = opts.platform(p.parse()?);
+            }
+            if !tag.is_empty() {
+                opts = opts.tag(tag);
+            }
+            let pulled = client.pull(&r, &layout, &opts)?;
+            println!(
+                "pulled {} ({}): {} blobs downloaded, {} already present{}",
+                pulled.reference,
+                pulled.stored.digest(),
+                pulled.blobs_downloaded,
+                pulled.blobs_present,
+                pulled
+                    .tag
+                    .map(|t| format!(", tagged {t}"))
+                    .unwrap_or_default()
+            );
+        }
+        Command::Push {
+            image,
+            reference,
+            mount_from,
+            chunk_size,
+            insecure,
+        } => {
+            let client = registry_client(insecure);
+            let r = client.parse_reference(&reference)?;
+            let (dir, local) = split_ref(&image);
+            let layout = Layout::open(dir)?;
+            let mut opts = oci_image::registry::PushOptions::default();
+            if let Some(m) = mount_from {
+                opts = opts.mount_from(m);
+            }
+            if let Some(c) = chunk_size {
+                opts = opts.chunk_size(c);
+            }
+            let pushed = client.push(&layout, &local, &r, &opts)?;
+            println!(
+                "pushed {} ({}): {} blobs uploaded, {} mounted, {} already there",
+                pushed.reference,
+                pushed.descriptor.digest(),
+                pushed.blobs_uploaded,
+                pushed.blobs_mounted,
+                pushed.blobs_present
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
