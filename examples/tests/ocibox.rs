@@ -88,3 +88,39 @@ fn validate_exits_1_on_a_corrupt_layout() {
         "{text}"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("layout");
+    let ds = d.to_str().unwrap();
+    ok(&["demo", ds]);
+    // More than a pipe buffer (64 KiB) of output, so that ocibox is still writing when the
+    // reader goes away.
+    let long = "x".repeat(3000);
+    for i in 0..40 {
+        ok(&["tag", &format!("{ds}:demo"), &format!("t{i}{long}")]);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocibox"))
+        .args(["tags", ds])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one byte, then close the pipe, as `| head -c1` does.
+    let mut out = child.stdout.take().unwrap();
+    let mut b = [0u8; 1];
+    out.read_exact(&mut b).unwrap();
+    drop(out);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(status.code() != Some(101), "{status:?}");
+}

@@ -377,10 +377,21 @@ fn sha512_blobs_are_read_and_verified() {
     std::fs::create_dir_all(dir.path().join("blobs/sha512")).unwrap();
     std::fs::write(dir.path().join("blobs/sha512").join(&hex), data).unwrap();
     let digest = oci_image::parse_digest(&format!("sha512:{hex}")).unwrap();
-    let d = Descriptor::new(MediaType::Other("text/plain".into()), data.len() as u64, digest);
+    let d = Descriptor::new(
+        MediaType::Other("text/plain".into()),
+        data.len() as u64,
+        digest,
+    );
     assert_eq!(layout.read_blob(&d, 100).unwrap(), data);
-    std::fs::write(dir.path().join("blobs/sha512").join(&hex), b"sha512 c0ntent").unwrap();
-    assert!(matches!(layout.read_blob(&d, 100), Err(Error::DigestMismatch { .. })));
+    std::fs::write(
+        dir.path().join("blobs/sha512").join(&hex),
+        b"sha512 c0ntent",
+    )
+    .unwrap();
+    assert!(matches!(
+        layout.read_blob(&d, 100),
+        Err(Error::DigestMismatch { .. })
+    ));
 }
 
 #[test]
@@ -389,7 +400,9 @@ fn embedded_data_must_match_the_descriptor() {
     let (_dir, layout) = layout();
     let m = image(&layout, "linux/amd64", false);
     let mut tagged = m.clone();
-    tagged.set_data(Some(base64::engine::general_purpose::STANDARD.encode(b"not the manifest")));
+    tagged.set_data(Some(
+        base64::engine::general_purpose::STANDARD.encode(b"not the manifest"),
+    ));
     layout
         .update_index(|i| {
             i.set_manifests(vec![tagged.clone()]);

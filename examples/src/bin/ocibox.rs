@@ -138,6 +138,12 @@ fn split_ref(s: &str) -> (PathBuf, String) {
 }
 
 fn main() -> ExitCode {
+    // A CLI whose output goes into `head` must end quietly when the pipe closes, not panic in
+    // println!: restore the default SIGPIPE action that Rust's runtime ignores.
+    // SAFETY: signal(2) with SIG_DFL, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
