@@ -1,1 +1,567 @@
-//! `oci-sandbox`: see the workspace README; this crate is not written yet.
+//! `oci-sandbox`: turn an OCI runtime-spec [`Spec`] and a rootfs into an isolated Linux
+//! process, created (set up and stopped before the user's program) and then started.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), oci_sandbox::Error> {
+//! use oci_sandbox::{Options, Sandbox};
+//! let spec: oci_spec::runtime::Spec = oci_spec::runtime::Spec::default();
+//! let mut container = Sandbox::create(&spec, "/path/to/rootfs".as_ref(), Options::new())?;
+//! println!("created, pid {}", container.pid());
+//! container.start()?;
+//! let status = container.wait()?;
+//! container.delete()?;
+//! # let _ = status; Ok(()) }
+//! ```
+//!
+//! The sequence follows runtime.md "Lifecycle": [`Sandbox::create`] joins the cgroup, sets up
+//! namespaces, mounts, devices, sysctls, masked and read-only paths, pivot_root, hostname,
+//! rlimits, cwd, user, capabilities and (without `noNewPrivileges`) seccomp, then leaves the
+//! process waiting; [`Container::start`] runs the startContainer hook and releases it to
+//! execve the user's program. The caller's hooks (createRuntime, createContainer,
+//! startContainer) are called at their points with the container's pid; `spec.hooks` itself is
+//! never executed by this crate (oci-runtime runs the OCI hooks through these callbacks).
+//!
+//! Everything in the config that this crate does not implement is refused with
+//! [`Error::Unsupported`]: see the README of the crate for the list.
+//!
+//! There is no re-exec of a binary: the set-up runs in forked processes on memory prepared
+//! before the fork, with raw syscalls only (no allocation, no locks), so it is safe from a
+//! multithreaded caller.
+
+mod caps;
+pub mod cgroups;
+mod devices;
+mod error;
+mod lsm;
+mod mounts;
+mod namespaces;
+mod process;
+mod rlimits;
+mod seccomp;
+mod spawn;
+mod sync;
+mod sys;
+
+pub use error::{Error, Result};
+pub use oci_spec::runtime::Spec;
+
+use cgroups::Cgroup;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use sync::Msg;
+use sys::Step;
+
+/// A hook callback: given the container's pid (in the caller's pid namespace), it may enter
+/// the container's namespaces through `/proc/PID/ns/*`. An `Err` aborts the lifecycle step.
+pub type Hook = Box<dyn FnMut(i32) -> std::result::Result<(), String> + Send>;
+
+/// Options of [`Sandbox::create`] beyond the config.
+#[derive(Default)]
+pub struct Options {
+    preserve_fds: u32,
+    bundle: Option<PathBuf>,
+    create_runtime: Option<Hook>,
+    create_container: Option<Hook>,
+    start_container: Option<Hook>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("preserve_fds", &self.preserve_fds)
+            .field("bundle", &self.bundle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// No preserved fds, no bundle directory, no hooks.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Passes fds 3 .. 3+n to the container (runc's `--preserve-fds`, for LISTEN_FDS); every
+    /// other fd above 2 is closed before the user's program runs.
+    pub fn preserve_fds(mut self, n: u32) -> Options {
+        self.preserve_fds = n;
+        self
+    }
+
+    /// The bundle directory, against which relative bind-mount sources are resolved.
+    pub fn bundle(mut self, dir: impl Into<PathBuf>) -> Options {
+        self.bundle = Some(dir.into());
+        self
+    }
+
+    /// Called after the environment is created, before pivot_root (config.md "CreateRuntime
+    /// Hooks").
+    pub fn on_create_runtime(
+        mut self,
+        f: impl FnMut(i32) -> std::result::Result<(), String> + Send + 'static,
+    ) -> Options {
+        self.create_runtime = Some(Box::new(f));
+        self
+    }
+
+    /// Called right after createRuntime, before pivot_root (config.md "CreateContainer
+    /// Hooks"); enter the container's mount namespace through `/proc/PID/ns/mnt`.
+    pub fn on_create_container(
+        mut self,
+        f: impl FnMut(i32) -> std::result::Result<(), String> + Send + 'static,
+    ) -> Options {
+        self.create_container = Some(Box::new(f));
+        self
+    }
+
+    /// Called by [`Container::start`] before the user's program runs (config.md
+    /// "StartContainer Hooks").
+    pub fn on_start_container(
+        mut self,
+        f: impl FnMut(i32) -> std::result::Result<(), String> + Send + 'static,
+    ) -> Options {
+        self.start_container = Some(Box::new(f));
+        self
+    }
+}
+
+/// How the container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// exit(2) with this code.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Created,
+    Running,
+    Stopped(ExitStatus),
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Stopped(_) => "stopped",
+        }
+    }
+}
+
+/// Entry point: see [`Sandbox::create`].
+#[derive(Debug)]
+pub struct Sandbox;
+
+/// A container made by [`Sandbox::create`]. Dropping it kills whatever still runs in it and
+/// removes its cgroup; [`Container::delete`] does the same and reports errors.
+pub struct Container {
+    pid: i32,
+    sock: Option<OwnedFd>,
+    cgroup: Option<Cgroup>,
+    state: State,
+    start_container: Option<Hook>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("pid", &self.pid)
+            .field("state", &self.state)
+            .field("cgroup", &self.cgroup)
+            .finish_non_exhaustive()
+    }
+}
+
+fn refuse(cond: bool, field: &'static str) -> Result<()> {
+    if cond {
+        Err(Error::Unsupported { field })
+    } else {
+        Ok(())
+    }
+}
+
+fn child_detail(p: &spawn::ChildPlan, e: &sys::ChildError) -> String {
+    let i = e.index as usize;
+    match e.step {
+        Step::MountDest | Step::Mount | Step::MountRemount | Step::MountPropagation => p
+            .mounts
+            .mounts
+            .get(i)
+            .map(|m| m.dest.display.clone())
+            .unwrap_or_default(),
+        Step::Device => p
+            .devices
+            .nodes
+            .get(i)
+            .map(|n| n.dest.display.clone())
+            .unwrap_or_default(),
+        Step::Sysctl => p
+            .mounts
+            .sysctls
+            .get(i)
+            .map(|s| s.0.clone())
+            .unwrap_or_default(),
+        Step::MaskedPath => p
+            .mounts
+            .masked
+            .get(i)
+            .map(|d| d.display.clone())
+            .unwrap_or_default(),
+        Step::ReadonlyPath => p
+            .mounts
+            .readonly
+            .get(i)
+            .map(|d| d.display.clone())
+            .unwrap_or_default(),
+        Step::Chdir | Step::CwdOutsideRoot => p.process.cwd.to_string_lossy().into_owned(),
+        Step::LookupExecutable | Step::Exec => p
+            .process
+            .candidates
+            .first()
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Step::Rlimit
+        | Step::Seccomp
+        | Step::CapBounding
+        | Step::CapAmbient
+        | Step::Setns
+        | Step::CgroupJoin => format!("#{i}"),
+        _ => String::new(),
+    }
+}
+
+/// Kills and reaps what `create` started if it fails half-way: no process, cgroup or mount is
+/// left behind (mounts live in the container's mount namespace and die with it).
+struct Guard {
+    pids: Vec<i32>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for &p in &self.pids {
+            // SAFETY: kill and reap our own children.
+            unsafe {
+                libc::kill(p, libc::SIGKILL);
+                libc::waitpid(p, std::ptr::null_mut(), 0);
+            }
+        }
+        if let Some(mut c) = self.cgroup.take() {
+            let _ = c.kill_all();
+            let _ = c.remove_in_place();
+        }
+    }
+}
+
+fn reap(pid: i32) -> Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 {
+            if sys::errno() == libc::EINTR {
+                continue;
+            }
+            return Err(Error::last_os("waitpid", None));
+        }
+        break;
+    }
+    Ok(if libc::WIFSIGNALED(status) {
+        ExitStatus::Signaled(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Exited(libc::WEXITSTATUS(status))
+    })
+}
+
+impl Sandbox {
+    /// Creates the container of `spec` on `rootfs` (runtime.md "Create"): when this returns,
+    /// the process exists in its namespaces and cgroup, its filesystem and credentials are set
+    /// up, and it waits for [`Container::start`]. `spec.root.path` is ignored in favour of
+    /// `rootfs`.
+    pub fn create(spec: &Spec, rootfs: &Path, mut options: Options) -> Result<Container> {
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| Error::invalid("linux", "a Linux container needs the linux object"))?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::invalid("process", "missing"))?;
+        refuse(linux.intel_rdt().is_some(), "linux.intelRdt")?;
+        refuse(linux.net_devices().is_some(), "linux.netDevices")?;
+        refuse(linux.memory_policy().is_some(), "linux.memoryPolicy")?;
+        refuse(linux.personality().is_some(), "linux.personality")?;
+        refuse(spec.solaris().is_some(), "solaris")?;
+        refuse(spec.windows().is_some(), "windows")?;
+        refuse(spec.vm().is_some(), "vm")?;
+        refuse(spec.zos().is_some(), "zos")?;
+        refuse(
+            spec.uid_mappings().is_some() || spec.gid_mappings().is_some(),
+            "uidMappings (top level)",
+        )?;
+        lsm::check(process)?;
+        let rootfs = rootfs
+            .canonicalize()
+            .map_err(Error::sys("canonicalize", rootfs.to_path_buf()))?;
+        let ns = namespaces::plan(linux)?;
+        let name = |v: &Option<String>, field| -> Result<Option<CString>> {
+            match v.as_deref().filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                // config.md "Hostname": an error without a UTS namespace of the container's own.
+                Some(_) if !ns.has_uts => Err(Error::invalid(field, "needs a uts namespace")),
+                Some(s) => CString::new(s)
+                    .map(Some)
+                    .map_err(|_| Error::invalid(field, "NUL byte")),
+            }
+        };
+        let hostname = name(spec.hostname(), "hostname")?;
+        let domainname = name(spec.domainname(), "domainname")?;
+        let mounts = mounts::plan(spec, linux, &rootfs, options.bundle.as_deref())?;
+        let devices = devices::plan(linux, ns.new_user(), mounts.dev_is_bind)?;
+        let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+        let process = process::plan(process, seccomp)?;
+
+        let mut guard = Guard {
+            pids: Vec::new(),
+            cgroup: None,
+        };
+        let resources = linux.resources().as_ref();
+        let mut cgroup_procs = Vec::new();
+        match linux.cgroups_path() {
+            Some(path) => {
+                let cg = Cgroup::create(path, resources)?;
+                for f in cg.procs_files() {
+                    let file =
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&f)
+                            .map_err(|source| Error::Cgroup {
+                                path: f.clone(),
+                                source,
+                            })?;
+                    cgroup_procs.push(OwnedFd::from(file));
+                }
+                guard.cgroup = Some(cg);
+            }
+            None if resources.is_some_and(|r| r != &Default::default()) => {
+                return Err(Error::invalid(
+                    "linux.cgroupsPath",
+                    "resources are set but no cgroupsPath is given",
+                ));
+            }
+            None => {}
+        }
+        let (parent_sock, child_sock) =
+            sync::pair(3 + options.preserve_fds as i32).map_err(Error::sys("socketpair", None))?;
+        let mut keep_fds: Vec<i32> = (3..3 + options.preserve_fds as i32).collect();
+        keep_fds.push(child_sock.as_raw_fd());
+        keep_fds.extend(ns.joins.iter().map(|(_, fd)| fd.as_raw_fd()));
+        keep_fds.extend(cgroup_procs.iter().map(|fd| fd.as_raw_fd()));
+        keep_fds.sort_unstable();
+        let plan = spawn::ChildPlan {
+            ns,
+            mounts,
+            devices,
+            process,
+            hostname,
+            domainname,
+            cgroup_procs,
+            sock: child_sock.as_raw_fd(),
+            preserve_fds: options.preserve_fds,
+            keep_fds,
+        };
+        let stage1 = spawn::raw_fork(0).map_err(|e| Error::Syscall {
+            syscall: "clone",
+            path: None,
+            source: std::io::Error::from_raw_os_error(e),
+        })?;
+        if stage1 == 0 {
+            spawn::stage1(&plan);
+        }
+        guard.pids.push(stage1);
+        drop(child_sock);
+        let sock = parent_sock.as_raw_fd();
+        let mut init = None;
+        loop {
+            let msg = sync::recv(sock).map_err(|e| Error::Syscall {
+                syscall: "recv",
+                path: None,
+                source: std::io::Error::from_raw_os_error(e),
+            })?;
+            let reply = |m| {
+                sync::send(sock, m).map_err(|e| Error::Syscall {
+                    syscall: "send",
+                    path: None,
+                    source: std::io::Error::from_raw_os_error(e),
+                })
+            };
+            match msg {
+                None => return Err(Error::ChildVanished { stage: "create" }),
+                Some(Msg::NeedIdMap) => {
+                    namespaces::write_id_maps(stage1, &plan.ns)?;
+                    reply(Msg::Continue)?;
+                }
+                Some(Msg::InitPid(pid)) => {
+                    init = Some(pid);
+                    guard.pids.insert(0, pid);
+                    reap(stage1)?;
+                    guard.pids.retain(|p| *p != stage1);
+                    // The init waits for this: its own messages must come after the pid.
+                    reply(Msg::Continue)?;
+                }
+                Some(Msg::Hooks) => {
+                    let pid = init.ok_or(Error::ChildVanished { stage: "create" })?;
+                    for (hook, f) in [
+                        ("createRuntime", &mut options.create_runtime),
+                        ("createContainer", &mut options.create_container),
+                    ] {
+                        if let Some(f) = f {
+                            f(pid).map_err(|reason| Error::Hook { hook, reason })?;
+                        }
+                    }
+                    reply(Msg::Continue)?;
+                }
+                Some(Msg::Ready) => break,
+                Some(Msg::Error(e)) => {
+                    return Err(Error::Child {
+                        step: e.step.name(),
+                        detail: child_detail(&plan, &e),
+                        source: std::io::Error::from_raw_os_error(e.errno),
+                    });
+                }
+                Some(other) => {
+                    return Err(Error::Syscall {
+                        syscall: "recv",
+                        path: None,
+                        source: std::io::Error::other(format!("unexpected message {other:?}")),
+                    })
+                }
+            }
+        }
+        let pid = init.ok_or(Error::ChildVanished { stage: "create" })?;
+        if let Some(adj) = plan.process.oom_score_adj {
+            let p = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
+            std::fs::write(&p, adj.to_string()).map_err(Error::sys("write", p))?;
+        }
+        let cgroup = guard.cgroup.take();
+        guard.pids.clear();
+        Ok(Container {
+            pid,
+            sock: Some(parent_sock),
+            cgroup,
+            state: State::Created,
+            start_container: options.start_container.take(),
+        })
+    }
+}
+
+impl Container {
+    /// The container init's pid, in the caller's pid namespace.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The container's cgroup, when the config has a `cgroupsPath`.
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        self.cgroup.as_ref()
+    }
+
+    /// Runs the user's program (runtime.md "Start"): the startContainer hook, then execve in
+    /// the container. Returns once the program is executing; a failure of the final steps (no
+    /// such program, seccomp install) is returned here.
+    pub fn start(&mut self) -> Result<()> {
+        if self.state != State::Created {
+            return Err(Error::State {
+                op: "start",
+                state: self.state.name(),
+            });
+        }
+        if let Some(f) = &mut self.start_container {
+            f(self.pid).map_err(|reason| Error::Hook {
+                hook: "startContainer",
+                reason,
+            })?;
+        }
+        let sock = self.sock.take().ok_or(Error::State {
+            op: "start",
+            state: "created",
+        })?;
+        sync::send(sock.as_raw_fd(), Msg::Start).map_err(|e| Error::Syscall {
+            syscall: "send",
+            path: None,
+            source: std::io::Error::from_raw_os_error(e),
+        })?;
+        match sync::recv(sock.as_raw_fd()) {
+            Ok(None) => {
+                self.state = State::Running;
+                Ok(())
+            }
+            Ok(Some(Msg::Error(e))) => {
+                let status = reap(self.pid)?;
+                self.state = State::Stopped(status);
+                Err(Error::Child {
+                    step: e.step.name(),
+                    detail: String::new(),
+                    source: std::io::Error::from_raw_os_error(e.errno),
+                })
+            }
+            Ok(Some(_)) | Err(_) => Err(Error::ChildVanished { stage: "start" }),
+        }
+    }
+
+    /// Waits for the container's init to exit and returns how it ended.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        if let State::Stopped(s) = self.state {
+            return Ok(s);
+        }
+        let s = reap(self.pid)?;
+        self.state = State::Stopped(s);
+        Ok(s)
+    }
+
+    /// Sends `signal` to the container's init (runtime.md "Kill").
+    pub fn kill(&self, signal: i32) -> Result<()> {
+        if let State::Stopped(_) = self.state {
+            return Err(Error::State {
+                op: "kill",
+                state: "stopped",
+            });
+        }
+        // SAFETY: plain kill(2) of our own, not yet reaped, child.
+        if unsafe { libc::kill(self.pid, signal) } < 0 {
+            return Err(Error::last_os("kill", None));
+        }
+        Ok(())
+    }
+
+    /// Deletes the container (runtime.md "Delete"): kills whatever still runs, reaps the init
+    /// and removes the cgroup.
+    pub fn delete(mut self) -> Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        self.sock = None;
+        if !matches!(self.state, State::Stopped(_)) {
+            // SAFETY: plain kill(2) of our own child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let s = reap(self.pid)?;
+            self.state = State::Stopped(s);
+        }
+        if let Some(cg) = &mut self.cgroup {
+            cg.kill_all()?;
+            cg.remove_in_place()?;
+        }
+        self.cgroup = None;
+        Ok(())
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}

@@ -1,0 +1,295 @@
+//! Control groups behind one interface, v1 and v2 (config-linux.md "Control groups").
+//!
+//! The version is chosen by what the host mounts: a cgroup2 filesystem at `/sys/fs/cgroup`
+//! means v2; v1 hierarchies mean v1, and on a hybrid host (v1 controllers plus a cgroup2 mount
+//! at `/sys/fs/cgroup/unified`) the container is also placed in the cgroup2 hierarchy, where the
+//! controllers that live there (here: hugetlb) and `unified` keys are applied.
+//!
+//! `cgroupsPath` (config-linux.md "Cgroups Path"): an absolute path is relative to each
+//! hierarchy's root; a relative one is relative to the runtime's own cgroup in that hierarchy.
+
+pub mod v1;
+pub mod v2;
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::LinuxResources;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A container's cgroup, on a v1 (or hybrid) host or a v2 host.
+#[derive(Debug)]
+pub enum Cgroup {
+    /// cgroup v1 hierarchies (with the cgroup2 part of a hybrid host, if any).
+    V1(v1::Cgroup),
+    /// The unified hierarchy.
+    V2(v2::Cgroup),
+}
+
+/// One mounted hierarchy: its mount point and, for v1, its controllers (`cpu,cpuacct`,
+/// `name=systemd`); `None` for cgroup2.
+#[derive(Debug, Clone)]
+pub(crate) struct Hierarchy {
+    pub mount: PathBuf,
+    pub controllers: Option<Vec<String>>,
+}
+
+pub(crate) fn hierarchies() -> Result<Vec<Hierarchy>> {
+    let p = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(p).map_err(Error::sys("read", p.to_path_buf()))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let rfields: Vec<&str> = right.split(' ').collect();
+        if fields.len() < 5 || rfields.len() < 3 {
+            continue;
+        }
+        let mount = PathBuf::from(fields[4]);
+        match rfields[0] {
+            "cgroup2" => out.push(Hierarchy {
+                mount,
+                controllers: None,
+            }),
+            "cgroup" => {
+                let ctrls = rfields[2]
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(
+                            *o,
+                            "rw" | "ro"
+                                | "relatime"
+                                | "noatime"
+                                | "nosuid"
+                                | "nodev"
+                                | "noexec"
+                                | "clone_children"
+                                | "noprefix"
+                        ) && !o.starts_with("release_agent")
+                            && !o.starts_with("cpuset_v2")
+                    })
+                    .map(String::from)
+                    .collect();
+                out.push(Hierarchy {
+                    mount,
+                    controllers: Some(ctrls),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The runtime's own cgroup in a hierarchy (from /proc/self/cgroup).
+pub(crate) fn own_cgroup(controllers: Option<&[String]>) -> Result<PathBuf> {
+    let p = Path::new("/proc/self/cgroup");
+    let text = std::fs::read_to_string(p).map_err(Error::sys("read", p.to_path_buf()))?;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("/"),
+        );
+        let matches = match controllers {
+            None => ctrls.is_empty(),
+            Some(want) => {
+                let have: Vec<&str> = ctrls.split(',').collect();
+                !ctrls.is_empty() && want.iter().all(|w| have.contains(&w.as_str()))
+            }
+        };
+        if matches {
+            return Ok(PathBuf::from(path));
+        }
+    }
+    Ok(PathBuf::from("/"))
+}
+
+/// The cgroup directory of `path` under a hierarchy.
+pub(crate) fn resolve(
+    mount: &Path,
+    controllers: Option<&[String]>,
+    path: &Path,
+) -> Result<PathBuf> {
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::invalid("linux.cgroupsPath", "\"..\" is not allowed"));
+    }
+    let base = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        own_cgroup(controllers)?
+    };
+    let rel = base.join(path);
+    Ok(mount.join(rel.strip_prefix("/").unwrap_or(&rel)))
+}
+
+pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let p = dir.join(file);
+    std::fs::write(&p, value.as_bytes()).map_err(|source| Error::Cgroup { path: p, source })
+}
+
+pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
+    let p = dir.join(file);
+    std::fs::read_to_string(&p).map_err(|source| Error::Cgroup { path: p, source })
+}
+
+/// mkdir -p that records the directories it made, so that removal takes exactly those.
+pub(crate) fn mkdir_recorded(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        mkdir_recorded(parent, created)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {
+            created.push(dir.to_path_buf());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(Error::Cgroup {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Removes the directories made by [`mkdir_recorded`], deepest first. A cgroup whose last task
+/// just died can still be busy for a moment: retried a bounded number of times.
+pub(crate) fn remove_recorded(created: &mut Vec<PathBuf>) -> Result<()> {
+    while let Some(dir) = created.pop() {
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(source) => {
+                    created.push(dir.clone());
+                    return Err(Error::Cgroup { path: dir, source });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_procs(text: &str) -> Vec<i32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+impl Cgroup {
+    /// Creates (or joins, if it exists) the cgroup at `path` on this host and applies
+    /// `resources`. Settings the host cannot apply are errors, never skipped.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), oci_sandbox::Error> {
+    /// use oci_sandbox::cgroups::Cgroup;
+    /// let cg = Cgroup::create(std::path::Path::new("example"), None)?;
+    /// cg.remove()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn create(path: &Path, resources: Option<&LinuxResources>) -> Result<Cgroup> {
+        let hs = hierarchies()?;
+        let root_is_v2 = hs
+            .iter()
+            .any(|h| h.controllers.is_none() && h.mount == Path::new("/sys/fs/cgroup"));
+        if root_is_v2 || !hs.iter().any(|h| h.controllers.is_some()) {
+            let mount = hs
+                .iter()
+                .find(|h| h.controllers.is_none())
+                .map(|h| h.mount.clone())
+                .ok_or_else(|| {
+                    Error::invalid("linux.cgroupsPath", "the host mounts no cgroup filesystem")
+                })?;
+            let rel = resolve(&mount, None, path)?;
+            let rel = rel.strip_prefix(&mount).unwrap_or(&rel).to_path_buf();
+            Ok(Cgroup::V2(v2::Cgroup::create(&mount, &rel, resources)?))
+        } else {
+            Ok(Cgroup::V1(v1::Cgroup::create(&hs, path, resources)?))
+        }
+    }
+
+    /// The `cgroup.procs` files a process writes to join this cgroup.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        match self {
+            Cgroup::V1(c) => c.procs_files(),
+            Cgroup::V2(c) => vec![c.dir().join("cgroup.procs")],
+        }
+    }
+
+    /// The pids in the cgroup.
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        match self {
+            Cgroup::V1(c) => c.procs(),
+            Cgroup::V2(c) => c.procs(),
+        }
+    }
+
+    /// Freezes every process of the cgroup and waits until the kernel reports it frozen.
+    pub fn freeze(&self) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.freeze(),
+            Cgroup::V2(c) => c.freeze(),
+        }
+    }
+
+    /// Thaws a frozen cgroup.
+    pub fn thaw(&self) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.thaw(),
+            Cgroup::V2(c) => c.thaw(),
+        }
+    }
+
+    /// Sends SIGKILL to every process of the cgroup until it is empty.
+    pub fn kill_all(&self) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.kill_all(),
+            Cgroup::V2(c) => c.kill_all(),
+        }
+    }
+
+    /// Removes the directories this cgroup created (the cgroup must be empty).
+    pub fn remove(self) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.remove(),
+            Cgroup::V2(c) => c.remove(),
+        }
+    }
+
+    pub(crate) fn remove_in_place(&mut self) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.remove_in_place(),
+            Cgroup::V2(c) => c.remove_in_place(),
+        }
+    }
+}
+
+/// kill, re-read, repeat: a fork between the read and the kill adds a process. Frozen first
+/// where the freezer is available, so that nothing can fork in between.
+pub(crate) fn kill_loop(procs: impl Fn() -> Result<Vec<i32>>) -> Result<()> {
+    for _ in 0..1000 {
+        let pids = procs()?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for p in pids {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Err(Error::Cgroup {
+        path: PathBuf::from("cgroup.procs"),
+        source: std::io::Error::from_raw_os_error(libc::EBUSY),
+    })
+}

@@ -1,0 +1,425 @@
+//! cgroup v1: one directory per mounted hierarchy (config-linux.md "Control groups").
+
+use super::{mkdir_recorded, parse_procs, read, remove_recorded, write, Hierarchy};
+use crate::error::{Error, Result};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A container's cgroup on a v1 host: a directory in every v1 hierarchy, plus one in the
+/// cgroup2 hierarchy of a hybrid host.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<(Vec<String>, PathBuf)>,
+    created: Vec<PathBuf>,
+    unified: Option<super::v2::Cgroup>,
+}
+
+impl Cgroup {
+    pub(crate) fn create(
+        hs: &[Hierarchy],
+        path: &Path,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Cgroup> {
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            created: Vec::new(),
+            unified: None,
+        };
+        let result = (|| {
+            for h in hs {
+                let Some(ctrls) = &h.controllers else {
+                    continue;
+                };
+                let dir = super::resolve(&h.mount, Some(ctrls), path)?;
+                let before = cg.created.len();
+                mkdir_recorded(&dir, &mut cg.created)?;
+                if ctrls.iter().any(|c| c == "cpuset") {
+                    // A new v1 cpuset cgroup starts with no cpus and mems, and a task cannot
+                    // join it until both are set: inherit the parent's.
+                    for d in &cg.created[before..] {
+                        if let Some(parent) = d.parent() {
+                            for f in ["cpuset.cpus", "cpuset.mems"] {
+                                write(d, f, read(parent, f)?.trim())?;
+                            }
+                        }
+                    }
+                }
+                cg.dirs.push((ctrls.clone(), dir));
+            }
+            // Hybrid host: the cgroup2 hierarchy gets the controllers that are only there.
+            if let Some(h) = hs.iter().find(|h| h.controllers.is_none()) {
+                let dir = super::resolve(&h.mount, None, path)?;
+                let rel = dir.strip_prefix(&h.mount).unwrap_or(&dir).to_path_buf();
+                let unified_res = resources.map(|r| {
+                    let mut u = LinuxResources::default();
+                    u.set_hugepage_limits(r.hugepage_limits().clone());
+                    u.set_unified(r.unified().clone());
+                    u
+                });
+                cg.unified = Some(super::v2::Cgroup::create(
+                    &h.mount,
+                    &rel,
+                    unified_res.as_ref(),
+                )?);
+            }
+            if let Some(r) = resources {
+                cg.apply(r)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                let _ = cg.remove_in_place();
+                Err(e)
+            }
+        }
+    }
+
+    fn dir_of(&self, ctrl: &str, field: &'static str) -> Result<&Path> {
+        self.dirs
+            .iter()
+            .find(|(c, _)| c.iter().any(|x| x == ctrl))
+            .map(|(_, d)| d.as_path())
+            .ok_or(Error::Unsupported { field })
+    }
+
+    /// The directory of the hierarchy that has `controller`, if the host mounts it.
+    pub fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(c, _)| c.iter().any(|x| x == controller))
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// The cgroup2 part on a hybrid host.
+    pub fn unified(&self) -> Option<&super::v2::Cgroup> {
+        self.unified.as_ref()
+    }
+
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
+        if r.rdma().is_some() {
+            return Err(Error::Unsupported {
+                field: "linux.resources.rdma",
+            });
+        }
+        if let Some(m) = r.memory() {
+            if m.kernel().is_some() || m.kernel_tcp().is_some() {
+                // Deprecated by runtime-spec and not writable on kernels >= 6.x.
+                return Err(Error::Unsupported {
+                    field: "linux.resources.memory.kernel",
+                });
+            }
+            let d = self.dir_of("memory", "linux.resources.memory (no memory hierarchy)")?;
+            if let Some(h) = m.use_hierarchy() {
+                write(d, "memory.use_hierarchy", if h { "1" } else { "0" })?;
+            }
+            if let Some(l) = m.limit() {
+                write(d, "memory.limit_in_bytes", &l.to_string())?;
+            }
+            if let Some(s) = m.swap() {
+                // runtime-spec swap is memory+swap: memory.memsw.limit_in_bytes exactly.
+                write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
+            }
+            if let Some(l) = m.reservation() {
+                write(d, "memory.soft_limit_in_bytes", &l.to_string())?;
+            }
+            if let Some(s) = m.swappiness() {
+                if s > 100 {
+                    return Err(Error::invalid(
+                        "linux.resources.memory.swappiness",
+                        "must be 0..=100",
+                    ));
+                }
+                write(d, "memory.swappiness", &s.to_string())?;
+            }
+            if m.disable_oom_killer() == Some(true) {
+                write(d, "memory.oom_control", "1")?;
+            }
+        }
+        if let Some(c) = r.cpu() {
+            if c.idle().is_some() {
+                return Err(Error::Unsupported {
+                    field: "linux.resources.cpu.idle (cgroup v1)",
+                });
+            }
+            let needs_cpu = c.shares().is_some()
+                || c.quota().is_some()
+                || c.period().is_some()
+                || c.burst().is_some()
+                || c.realtime_period().is_some()
+                || c.realtime_runtime().is_some();
+            if needs_cpu {
+                let d = self.dir_of("cpu", "linux.resources.cpu (no cpu hierarchy)")?;
+                if let Some(s) = c.shares() {
+                    write(d, "cpu.shares", &s.to_string())?;
+                }
+                if let Some(p) = c.period() {
+                    write(d, "cpu.cfs_period_us", &p.to_string())?;
+                }
+                if let Some(q) = c.quota() {
+                    write(d, "cpu.cfs_quota_us", &q.to_string())?;
+                }
+                if let Some(b) = c.burst() {
+                    write(d, "cpu.cfs_burst_us", &b.to_string())?;
+                }
+                if let Some(p) = c.realtime_period() {
+                    write(d, "cpu.rt_period_us", &p.to_string())?;
+                }
+                if let Some(rt) = c.realtime_runtime() {
+                    write(d, "cpu.rt_runtime_us", &rt.to_string())?;
+                }
+            }
+            if c.cpus().is_some() || c.mems().is_some() {
+                let d = self.dir_of("cpuset", "linux.resources.cpu.cpus (no cpuset hierarchy)")?;
+                if let Some(v) = c.cpus() {
+                    write(d, "cpuset.cpus", v)?;
+                }
+                if let Some(v) = c.mems() {
+                    write(d, "cpuset.mems", v)?;
+                }
+            }
+        }
+        if let Some(p) = r.pids() {
+            let d = self.dir_of("pids", "linux.resources.pids (no pids hierarchy)")?;
+            write(
+                d,
+                "pids.max",
+                &if p.limit() > 0 {
+                    p.limit().to_string()
+                } else {
+                    "max".into()
+                },
+            )?;
+        }
+        if let Some(b) = r.block_io() {
+            let d = self.dir_of("blkio", "linux.resources.blockIO (no blkio hierarchy)")?;
+            if let Some(w) = b.weight() {
+                write(d, "blkio.weight", &w.to_string())?;
+            }
+            if let Some(w) = b.leaf_weight() {
+                write(d, "blkio.leaf_weight", &w.to_string())?;
+            }
+            for wd in b.weight_device().iter().flatten() {
+                if let Some(w) = wd.weight() {
+                    write(
+                        d,
+                        "blkio.weight_device",
+                        &format!("{}:{} {w}", wd.major(), wd.minor()),
+                    )?;
+                }
+                if let Some(w) = wd.leaf_weight() {
+                    write(
+                        d,
+                        "blkio.leaf_weight_device",
+                        &format!("{}:{} {w}", wd.major(), wd.minor()),
+                    )?;
+                }
+            }
+            for (list, file) in [
+                (
+                    b.throttle_read_bps_device(),
+                    "blkio.throttle.read_bps_device",
+                ),
+                (
+                    b.throttle_write_bps_device(),
+                    "blkio.throttle.write_bps_device",
+                ),
+                (
+                    b.throttle_read_iops_device(),
+                    "blkio.throttle.read_iops_device",
+                ),
+                (
+                    b.throttle_write_iops_device(),
+                    "blkio.throttle.write_iops_device",
+                ),
+            ] {
+                for t in list.iter().flatten() {
+                    write(
+                        d,
+                        file,
+                        &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+                    )?;
+                }
+            }
+        }
+        if let Some(n) = r.network() {
+            if let Some(id) = n.class_id() {
+                write(
+                    self.dir_of(
+                        "net_cls",
+                        "linux.resources.network.classID (no net_cls hierarchy)",
+                    )?,
+                    "net_cls.classid",
+                    &id.to_string(),
+                )?;
+            }
+            for p in n.priorities().iter().flatten() {
+                write(
+                    self.dir_of(
+                        "net_prio",
+                        "linux.resources.network.priorities (no net_prio hierarchy)",
+                    )?,
+                    "net_prio.ifpriomap",
+                    &format!("{} {}", p.name(), p.priority()),
+                )?;
+            }
+        }
+        let hugetlb = r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty());
+        if hugetlb {
+            if let Some(d) = self.dir("hugetlb") {
+                for h in r.hugepage_limits().iter().flatten() {
+                    write(
+                        d,
+                        &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+                        &h.limit().to_string(),
+                    )?;
+                }
+            } else if self.unified.is_none() {
+                return Err(Error::Unsupported {
+                    field: "linux.resources.hugepageLimits (no hugetlb controller)",
+                });
+            }
+        }
+        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) && self.unified.is_none() {
+            // config-linux.md "Unified": an error when cgroup v2 is not available.
+            return Err(Error::Unsupported {
+                field: "linux.resources.unified (no cgroup2 hierarchy)",
+            });
+        }
+        if let Some(devs) = r.devices() {
+            if !devs.is_empty() {
+                let d = self.dir_of("devices", "linux.resources.devices (no devices hierarchy)")?;
+                write(d, "devices.deny", "a")?;
+                for rule in devs.iter().chain(default_allowed().iter()) {
+                    write(
+                        d,
+                        if rule.allow() {
+                            "devices.allow"
+                        } else {
+                            "devices.deny"
+                        },
+                        &device_rule(rule),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .map(|(_, d)| d.join("cgroup.procs"))
+            .collect();
+        if let Some(u) = &self.unified {
+            v.push(u.dir().join("cgroup.procs"));
+        }
+        v
+    }
+
+    /// The pids in the cgroup (as seen in the first hierarchy).
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        match self.dirs.first() {
+            Some((_, d)) => Ok(parse_procs(&read(d, "cgroup.procs")?)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// freezer.state = FROZEN, then waits for the kernel to report FROZEN.
+    pub fn freeze(&self) -> Result<()> {
+        let d = self.dir_of("freezer", "freeze (no freezer hierarchy)")?;
+        for _ in 0..2000 {
+            write(d, "freezer.state", "FROZEN")?;
+            if read(d, "freezer.state")?.trim() == "FROZEN" {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(Error::Cgroup {
+            path: d.join("freezer.state"),
+            source: std::io::Error::from_raw_os_error(libc::EBUSY),
+        })
+    }
+
+    /// freezer.state = THAWED.
+    pub fn thaw(&self) -> Result<()> {
+        write(
+            self.dir_of("freezer", "thaw (no freezer hierarchy)")?,
+            "freezer.state",
+            "THAWED",
+        )
+    }
+
+    /// Freezes, SIGKILLs every task, thaws (a frozen task dies once thawed), until empty.
+    pub fn kill_all(&self) -> Result<()> {
+        let frozen = self.dir("freezer").is_some() && self.freeze().is_ok();
+        if frozen {
+            for p in self.procs()? {
+                // SAFETY: plain kill(2).
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            self.thaw()?;
+        }
+        super::kill_loop(|| self.procs())
+    }
+
+    /// Removes the directories this cgroup created.
+    pub fn remove(mut self) -> Result<()> {
+        self.remove_in_place()
+    }
+
+    pub(crate) fn remove_in_place(&mut self) -> Result<()> {
+        let u = self
+            .unified
+            .as_mut()
+            .map(|u| u.remove_in_place())
+            .unwrap_or(Ok(()));
+        remove_recorded(&mut self.created)?;
+        u
+    }
+}
+
+fn device_rule(d: &LinuxDeviceCgroup) -> String {
+    let t = match d.typ().unwrap_or(LinuxDeviceType::A) {
+        LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+        LinuxDeviceType::B => 'b',
+        LinuxDeviceType::P => 'p',
+        LinuxDeviceType::A => 'a',
+    };
+    let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "*".into());
+    format!(
+        "{t} {}:{} {}",
+        n(d.major()),
+        n(d.minor()),
+        d.access().clone().unwrap_or_else(|| "rwm".into())
+    )
+}
+
+/// The default devices (config-linux.md "Default Devices") stay usable whatever the list says,
+/// as runc's implicit rules do; otherwise a deny-all list breaks /dev/null.
+fn default_allowed() -> Vec<LinuxDeviceCgroup> {
+    [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 2),
+        (136, -1),
+    ]
+    .into_iter()
+    .map(|(ma, mi)| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true)
+            .set_typ(Some(LinuxDeviceType::C))
+            .set_major(Some(ma))
+            .set_minor(if mi < 0 { None } else { Some(mi) })
+            .set_access(Some("rwm".into()));
+        d
+    })
+    .collect()
+}

@@ -1,0 +1,129 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while turning a `Spec` into a process.
+///
+/// Variants carry the config field, path or syscall involved so that a caller can report the
+/// failure without guessing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The config asks for a setting this crate does not implement. Runtime-spec
+    /// (runtime.md, "Errors") requires an error rather than a silent skip.
+    #[error("unsupported config setting {field}")]
+    Unsupported {
+        /// The config field, in runtime-spec's JSON spelling (e.g. `linux.intelRdt`).
+        field: &'static str,
+    },
+    /// The config is malformed or contradicts itself.
+    #[error("invalid config field {field}: {reason}")]
+    InvalidConfig {
+        /// The config field, in runtime-spec's JSON spelling.
+        field: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// The config asks for a Linux security module the host does not run.
+    #[error("{lsm} is requested by {field} but the host does not run it")]
+    LsmUnavailable {
+        /// `AppArmor` or `SELinux`.
+        lsm: &'static str,
+        /// The config field that asked for it.
+        field: &'static str,
+    },
+    /// A syscall made by the runtime (the parent side) failed.
+    #[error("{syscall} failed{}: {source}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
+    Syscall {
+        /// The syscall or operation name.
+        syscall: &'static str,
+        /// The path it acted on, when there was one.
+        path: Option<PathBuf>,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A step of the container set-up, run in the child process, failed.
+    #[error("container set-up step {step} failed{}: {source}", if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    Child {
+        /// The set-up step (e.g. `mount`, `pivot_root`, `capset`).
+        step: &'static str,
+        /// What the step acted on (a mount destination, a sysctl key...), when known.
+        detail: String,
+        /// The OS error reported by the child.
+        #[source]
+        source: io::Error,
+    },
+    /// A cgroup file or directory could not be created, written or removed.
+    #[error("cgroup {}: {source}", path.display())]
+    Cgroup {
+        /// The cgroup file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The seccomp profile could not be compiled to BPF.
+    #[error("seccomp profile field {field}: {reason}")]
+    Seccomp {
+        /// The field of `linux.seccomp` at fault.
+        field: &'static str,
+        /// Why it could not be compiled.
+        reason: String,
+    },
+    /// A caller-supplied hook callback failed; the container is torn down.
+    #[error("{hook} hook failed: {reason}")]
+    Hook {
+        /// `createRuntime`, `createContainer` or `startContainer`.
+        hook: &'static str,
+        /// The message the callback returned.
+        reason: String,
+    },
+    /// The container process exited or closed the sync channel before it was expected to.
+    #[error("container process ended unexpectedly during {stage}")]
+    ChildVanished {
+        /// The lifecycle stage (`create` or `start`).
+        stage: &'static str,
+    },
+    /// The operation is not valid in the container's current state (e.g. `start` twice).
+    #[error("cannot {op}: container is {state}")]
+    State {
+        /// The operation asked for.
+        op: &'static str,
+        /// The state the container is in.
+        state: &'static str,
+    },
+}
+
+impl Error {
+    pub(crate) fn sys(
+        syscall: &'static str,
+        path: impl Into<Option<PathBuf>>,
+    ) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Syscall {
+            syscall,
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn last_os(syscall: &'static str, path: impl Into<Option<PathBuf>>) -> Error {
+        Error::Syscall {
+            syscall,
+            path: path.into(),
+            source: io::Error::last_os_error(),
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+        Error::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,859 @@
+//! Filesystem set-up: rootfs propagation and bind, the config's mounts, sysctls, masked and
+//! read-only paths, pivot_root and the read-only root.
+//!
+//! Every path inside the rootfs is resolved by the kernel with openat2(2) `RESOLVE_IN_ROOT`
+//! from an fd of the rootfs, at the moment it is used, and the mount is made onto
+//! `/proc/self/fd/N` of the fd that resolution returned: a symlink swapped in between
+//! resolution and mount is never followed (CVE-2021-30465), and a symlink inside the rootfs
+//! (absolute or `../..`) stays inside it (DESIGN.md "Invariants").
+
+use crate::error::{Error, Result};
+use crate::sys::{
+    self, CResult, FdPath, Step, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV,
+};
+use libc::{c_int, c_ulong};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const IN_ROOT: u64 = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+
+/// A path inside the container, split so that the child can create it component by component.
+#[derive(Debug)]
+pub(crate) struct Dest {
+    /// `a`, `a/b`, `a/b/c`: each prefix, relative to the rootfs.
+    prefixes: Vec<CString>,
+    /// `a`, `b`, `c`.
+    names: Vec<CString>,
+    /// The path as the config spelled it, for errors.
+    pub display: String,
+}
+
+impl Dest {
+    /// `field` names the config field, for errors. The path must be absolute and not `/`.
+    pub(crate) fn new(path: &Path, field: &'static str) -> Result<Dest> {
+        if !path.is_absolute() {
+            return Err(Error::invalid(
+                field,
+                format!("{} is not an absolute path", path.display()),
+            ));
+        }
+        let mut prefixes = Vec::new();
+        let mut names = Vec::new();
+        let mut acc = Vec::<u8>::new();
+        for c in path.components() {
+            let name = match c {
+                Component::RootDir | Component::CurDir => continue,
+                Component::ParentDir => b"..".as_slice(),
+                Component::Normal(n) => n.as_bytes(),
+                Component::Prefix(_) => continue,
+            };
+            if !acc.is_empty() {
+                acc.push(b'/');
+            }
+            acc.extend_from_slice(name);
+            let nul = |_| Error::invalid(field, "NUL byte in path");
+            prefixes.push(CString::new(acc.clone()).map_err(nul)?);
+            names.push(CString::new(name).map_err(nul)?);
+        }
+        if prefixes.is_empty() {
+            return Err(Error::invalid(
+                field,
+                "the container's root itself cannot be a destination",
+            ));
+        }
+        Ok(Dest {
+            prefixes,
+            names,
+            display: path.display().to_string(),
+        })
+    }
+
+    /// The parent directory and the last name, for nodes created with `*at` calls.
+    pub(crate) fn split_last(&self) -> (Option<&std::ffi::CStr>, &std::ffi::CStr) {
+        let n = self.names.len();
+        let parent = if n > 1 {
+            Some(self.prefixes[n - 2].as_c_str())
+        } else {
+            None
+        };
+        (parent, self.names[n - 1].as_c_str())
+    }
+
+    fn full(&self) -> &std::ffi::CStr {
+        &self.prefixes[self.prefixes.len() - 1]
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Create {
+    No,
+    Dir,
+    File,
+}
+
+/// Child: resolves `prefix` (a relative path) inside the rootfs.
+pub(crate) fn open_in_root(
+    rootfd: c_int,
+    path: &std::ffi::CStr,
+    flags: c_int,
+) -> Result<c_int, i32> {
+    sys::openat2(rootfd, path, flags | libc::O_PATH, 0, IN_ROOT)
+}
+
+/// Child: resolves `dest` inside the rootfs, creating missing components (directories, or a
+/// file for the last one), and returns an `O_PATH` fd of it. Each component is looked up again
+/// with `RESOLVE_IN_ROOT` after it is created, so a component that is (or becomes) a symlink
+/// can only lead to another place inside the rootfs.
+pub(crate) fn resolve(
+    rootfd: c_int,
+    dest: &Dest,
+    create: Create,
+    step: Step,
+    index: usize,
+) -> CResult<c_int> {
+    match open_in_root(rootfd, dest.full(), 0) {
+        Ok(fd) => return Ok(fd),
+        Err(libc::ENOENT) if create != Create::No => {}
+        Err(e) => return Err(sys::fail(step, index, e)),
+    }
+    let n = dest.prefixes.len();
+    let mut held: c_int = -1;
+    for i in 0..n {
+        let parent = if held >= 0 { held } else { rootfd };
+        let fd = match open_in_root(rootfd, &dest.prefixes[i], 0) {
+            Ok(fd) => fd,
+            Err(libc::ENOENT) => {
+                let name = dest.names[i].as_ptr();
+                // SAFETY: plain *at syscalls with NUL-terminated names prepared before fork.
+                let r = unsafe {
+                    if i == n - 1 && create == Create::File {
+                        let f = libc::openat(
+                            parent,
+                            name,
+                            libc::O_CREAT
+                                | libc::O_EXCL
+                                | libc::O_WRONLY
+                                | libc::O_CLOEXEC
+                                | libc::O_NOFOLLOW,
+                            0o644,
+                        );
+                        if f >= 0 {
+                            libc::close(f);
+                        }
+                        f
+                    } else {
+                        libc::mkdirat(parent, name, 0o755)
+                    }
+                };
+                if r < 0 && sys::errno() != libc::EEXIST {
+                    let e = sys::errno();
+                    if held >= 0 {
+                        sys::close(held);
+                    }
+                    return Err(sys::fail(step, index, e));
+                }
+                match open_in_root(rootfd, &dest.prefixes[i], 0) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        if held >= 0 {
+                            sys::close(held);
+                        }
+                        return Err(sys::fail(step, index, e));
+                    }
+                }
+            }
+            Err(e) => {
+                if held >= 0 {
+                    sys::close(held);
+                }
+                return Err(sys::fail(step, index, e));
+            }
+        };
+        if held >= 0 {
+            sys::close(held);
+        }
+        held = fd;
+    }
+    Ok(held)
+}
+
+/// One entry of `mounts`, ready for the child.
+#[derive(Debug)]
+pub(crate) struct MountPlan {
+    pub dest: Dest,
+    is_file: bool,
+    bind: bool,
+    source: CString,
+    fstype: CString,
+    /// `MS_*` flags given to the mount call (for a bind: `MS_BIND` and maybe `MS_REC`).
+    flags: c_ulong,
+    /// For a bind with flags: the flags of the `MS_REMOUNT | MS_BIND` that applies them.
+    remount: Option<c_ulong>,
+    data: CString,
+    propagation: Vec<c_ulong>,
+}
+
+/// Everything of the filesystem set-up, ready for the child.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    rootfs: CString,
+    root_propagation: c_ulong,
+    pub mounts: Vec<MountPlan>,
+    pub sysctls: Vec<(String, CString, CString)>,
+    pub masked: Vec<Dest>,
+    pub readonly: Vec<Dest>,
+    readonly_root: bool,
+    /// Whether /dev is a bind mount (then no default devices are created, as runc does).
+    pub dev_is_bind: bool,
+}
+
+struct Flag {
+    name: &'static str,
+    clear: bool,
+    flag: c_ulong,
+}
+
+// config.md "Linux mount options": the mount(8) option names and their MS_* flags.
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "async",
+        clear: true,
+        flag: libc::MS_SYNCHRONOUS,
+    },
+    Flag {
+        name: "atime",
+        clear: true,
+        flag: libc::MS_NOATIME,
+    },
+    Flag {
+        name: "defaults",
+        clear: false,
+        flag: 0,
+    },
+    Flag {
+        name: "dev",
+        clear: true,
+        flag: libc::MS_NODEV,
+    },
+    Flag {
+        name: "diratime",
+        clear: true,
+        flag: libc::MS_NODIRATIME,
+    },
+    Flag {
+        name: "dirsync",
+        clear: false,
+        flag: libc::MS_DIRSYNC,
+    },
+    Flag {
+        name: "exec",
+        clear: true,
+        flag: libc::MS_NOEXEC,
+    },
+    Flag {
+        name: "lazytime",
+        clear: false,
+        flag: libc::MS_LAZYTIME,
+    },
+    Flag {
+        name: "mand",
+        clear: false,
+        flag: libc::MS_MANDLOCK,
+    },
+    Flag {
+        name: "noatime",
+        clear: false,
+        flag: libc::MS_NOATIME,
+    },
+    Flag {
+        name: "nodev",
+        clear: false,
+        flag: libc::MS_NODEV,
+    },
+    Flag {
+        name: "nodiratime",
+        clear: false,
+        flag: libc::MS_NODIRATIME,
+    },
+    Flag {
+        name: "noexec",
+        clear: false,
+        flag: libc::MS_NOEXEC,
+    },
+    Flag {
+        name: "nolazytime",
+        clear: true,
+        flag: libc::MS_LAZYTIME,
+    },
+    Flag {
+        name: "nomand",
+        clear: true,
+        flag: libc::MS_MANDLOCK,
+    },
+    Flag {
+        name: "norelatime",
+        clear: true,
+        flag: libc::MS_RELATIME,
+    },
+    Flag {
+        name: "nostrictatime",
+        clear: true,
+        flag: libc::MS_STRICTATIME,
+    },
+    Flag {
+        name: "nosuid",
+        clear: false,
+        flag: libc::MS_NOSUID,
+    },
+    Flag {
+        name: "nosymfollow",
+        clear: false,
+        flag: libc::MS_NOSYMFOLLOW,
+    },
+    Flag {
+        name: "relatime",
+        clear: false,
+        flag: libc::MS_RELATIME,
+    },
+    Flag {
+        name: "ro",
+        clear: false,
+        flag: libc::MS_RDONLY,
+    },
+    Flag {
+        name: "rw",
+        clear: true,
+        flag: libc::MS_RDONLY,
+    },
+    Flag {
+        name: "strictatime",
+        clear: false,
+        flag: libc::MS_STRICTATIME,
+    },
+    Flag {
+        name: "suid",
+        clear: true,
+        flag: libc::MS_NOSUID,
+    },
+    Flag {
+        name: "sync",
+        clear: false,
+        flag: libc::MS_SYNCHRONOUS,
+    },
+];
+
+fn propagation(name: &str) -> Option<c_ulong> {
+    Some(match name {
+        "private" => libc::MS_PRIVATE,
+        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
+        "shared" => libc::MS_SHARED,
+        "rshared" => libc::MS_SHARED | libc::MS_REC,
+        "slave" => libc::MS_SLAVE,
+        "rslave" => libc::MS_SLAVE | libc::MS_REC,
+        "unbindable" => libc::MS_UNBINDABLE,
+        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
+        _ => return None,
+    })
+}
+
+fn cstr(s: impl Into<Vec<u8>>, field: &'static str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::invalid(field, "NUL byte"))
+}
+
+fn mount_plan(m: &oci_spec::runtime::Mount, bundle: Option<&Path>) -> Result<MountPlan> {
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(Error::Unsupported {
+            field: "mounts[].uidMappings",
+        });
+    }
+    let dest = Dest::new(m.destination(), "mounts[].destination")?;
+    let typ = m.typ().clone().unwrap_or_default();
+    let mut flags: c_ulong = 0;
+    let mut bind = typ == "bind";
+    let mut recursive = false;
+    let mut props = Vec::new();
+    let mut data = Vec::new();
+    for opt in m.options().as_deref().unwrap_or_default() {
+        match opt.as_str() {
+            "bind" => bind = true,
+            "rbind" => {
+                bind = true;
+                recursive = true;
+            }
+            "idmap" | "ridmap" => {
+                return Err(Error::Unsupported {
+                    field: "mounts[].options (idmap)",
+                })
+            }
+            "remount" => {
+                return Err(Error::Unsupported {
+                    field: "mounts[].options (remount)",
+                })
+            }
+            "tmpcopyup" => {
+                return Err(Error::Unsupported {
+                    field: "mounts[].options (tmpcopyup)",
+                })
+            }
+            o => {
+                if let Some(p) = propagation(o) {
+                    props.push(p);
+                } else if let Some(f) = FLAGS.iter().find(|f| f.name == o) {
+                    if f.clear {
+                        flags &= !f.flag;
+                    } else {
+                        flags |= f.flag;
+                    }
+                } else if o.starts_with('r') && FLAGS.iter().any(|f| f.name == &o[1..]) {
+                    // Recursive mount attributes (rro, rnosuid...) need mount_setattr(2).
+                    return Err(Error::Unsupported {
+                        field: "mounts[].options (recursive attribute)",
+                    });
+                } else {
+                    data.push(o.to_string());
+                }
+            }
+        }
+    }
+    if typ == "cgroup" {
+        return Err(Error::Unsupported {
+            field: "mounts[].type (cgroup)",
+        });
+    }
+    let (source, is_file) = if bind {
+        let src = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| Error::invalid("mounts[].source", "a bind mount needs a source"))?;
+        let src = if src.is_absolute() {
+            src.clone()
+        } else {
+            // config.md "Mounts": a relative bind source is relative to the bundle.
+            bundle
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "mounts[].source",
+                        format!(
+                            "relative source {} but no bundle directory given",
+                            src.display()
+                        ),
+                    )
+                })?
+                .join(src)
+        };
+        let meta = std::fs::metadata(&src).map_err(Error::sys("stat", src.clone()))?;
+        (
+            cstr(src.as_os_str().as_bytes(), "mounts[].source")?,
+            !meta.is_dir(),
+        )
+    } else {
+        let src = m
+            .source()
+            .as_ref()
+            .map(|s| s.as_os_str().as_bytes().to_vec())
+            .unwrap_or_else(|| typ.clone().into_bytes());
+        (cstr(src, "mounts[].source")?, false)
+    };
+    if !bind && typ.is_empty() {
+        return Err(Error::invalid(
+            "mounts[].type",
+            format!(
+                "mount at {} has neither a type nor a bind option",
+                dest.display
+            ),
+        ));
+    }
+    let (mount_flags, remount) = if bind {
+        let base = libc::MS_BIND | if recursive { libc::MS_REC } else { 0 };
+        (
+            base,
+            if flags != 0 {
+                Some(libc::MS_REMOUNT | libc::MS_BIND | flags)
+            } else {
+                None
+            },
+        )
+    } else {
+        (flags, None)
+    };
+    Ok(MountPlan {
+        dest,
+        is_file,
+        bind,
+        source,
+        fstype: cstr(typ, "mounts[].type")?,
+        flags: mount_flags,
+        remount,
+        data: cstr(data.join(","), "mounts[].options")?,
+        propagation: props,
+    })
+}
+
+/// Checks that `key` is a sysctl the container's own namespaces isolate (config-linux.md
+/// "Sysctl": the runtime applies them to the container; a host-wide one would leak out).
+fn sysctl_allowed(key: &str, ns: &[LinuxNamespaceType]) -> bool {
+    let has = |t| ns.contains(&t);
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        return has(LinuxNamespaceType::Ipc);
+    }
+    if key.starts_with("net.") {
+        return has(LinuxNamespaceType::Network);
+    }
+    if key == "kernel.hostname" || key == "kernel.domainname" {
+        return has(LinuxNamespaceType::Uts);
+    }
+    false
+}
+
+pub(crate) fn plan(
+    spec: &Spec,
+    linux: &Linux,
+    rootfs: &Path,
+    bundle: Option<&Path>,
+) -> Result<Plan> {
+    if linux.mount_label().is_some() {
+        return Err(Error::Unsupported {
+            field: "linux.mountLabel",
+        });
+    }
+    let root_propagation = match linux.rootfs_propagation().as_deref() {
+        // runc's default: see mount events of the host, never send ours back.
+        None | Some("") => libc::MS_SLAVE | libc::MS_REC,
+        Some("slave") | Some("rslave") => libc::MS_SLAVE | libc::MS_REC,
+        Some("private") | Some("rprivate") => libc::MS_PRIVATE | libc::MS_REC,
+        Some("unbindable") | Some("runbindable") => libc::MS_UNBINDABLE | libc::MS_REC,
+        Some("shared") | Some("rshared") => {
+            return Err(Error::Unsupported {
+                field: "linux.rootfsPropagation (shared)",
+            })
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                "linux.rootfsPropagation",
+                format!("unknown value {other:?}"),
+            ))
+        }
+    };
+    let mounts = spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| mount_plan(m, bundle))
+        .collect::<Result<Vec<_>>>()?;
+    let dev_is_bind = mounts
+        .iter()
+        .any(|m| m.bind && m.dest.display.trim_end_matches('/') == "/dev");
+    let ns: Vec<LinuxNamespaceType> = linux
+        .namespaces()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
+    let mut sysctls = Vec::new();
+    let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
+    keys.sort();
+    for (key, value) in keys {
+        if key.is_empty() || key.split(['.', '/']).any(|c| c.is_empty() || c == "..") {
+            return Err(Error::invalid("linux.sysctl", format!("bad key {key:?}")));
+        }
+        if !sysctl_allowed(key, &ns) {
+            return Err(Error::invalid(
+                "linux.sysctl",
+                format!("{key} is not isolated by the container's namespaces"),
+            ));
+        }
+        let rel = format!("sys/{}", key.replace('.', "/"));
+        sysctls.push((
+            key.clone(),
+            cstr(rel, "linux.sysctl")?,
+            cstr(value.as_bytes(), "linux.sysctl")?,
+        ));
+    }
+    let paths = |v: &Option<Vec<String>>, field| {
+        v.iter()
+            .flatten()
+            .map(|p| Dest::new(Path::new(p), field))
+            .collect::<Result<Vec<_>>>()
+    };
+    Ok(Plan {
+        rootfs: cstr(rootfs.as_os_str().as_bytes(), "root.path")?,
+        root_propagation,
+        mounts,
+        sysctls,
+        masked: paths(linux.masked_paths(), "linux.maskedPaths")?,
+        readonly: paths(linux.readonly_paths(), "linux.readonlyPaths")?,
+        readonly_root: spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
+        dev_is_bind,
+    })
+}
+
+const NULL: *const libc::c_char = std::ptr::null();
+
+/// Child: makes the rootfs a mount point of its own and returns an `O_PATH` fd of it.
+pub(crate) fn prepare_rootfs(plan: &Plan) -> CResult<c_int> {
+    // config-linux.md "Rootfs Mount Propagation".
+    sys::mount(NULL, c"/".as_ptr(), NULL, plan.root_propagation, NULL)
+        .map_err(|e| sys::fail(Step::RootPropagation, 0, e))?;
+    // pivot_root(2) needs the new root to be a mount point.
+    sys::mount(
+        plan.rootfs.as_ptr(),
+        plan.rootfs.as_ptr(),
+        NULL,
+        libc::MS_BIND | libc::MS_REC,
+        NULL,
+    )
+    .map_err(|e| sys::fail(Step::RootfsBind, 0, e))?;
+    sys::openat2(
+        libc::AT_FDCWD,
+        &plan.rootfs,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        0,
+    )
+    .map_err(|e| sys::fail(Step::OpenRootfs, 0, e))
+}
+
+/// Remounts a bind mount with `flags`, retrying with the flags the kernel has locked on it
+/// (nosuid, nodev, noexec... of a mount made in a less privileged user namespace: mount(2)
+/// EPERM) when plain flags are refused.
+fn remount(fd: c_int, flags: c_ulong) -> Result<(), i32> {
+    remount_at(FdPath::new(fd).as_ptr(), fd, flags)
+}
+
+fn remount_at(target: *const libc::c_char, fd: c_int, flags: c_ulong) -> Result<(), i32> {
+    match sys::mount(NULL, target, NULL, flags, NULL) {
+        Err(libc::EPERM) => {
+            // SAFETY: plain data filled by the kernel.
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pointer.
+            if unsafe { libc::fstatvfs(fd, &mut st) } < 0 {
+                return Err(sys::errno());
+            }
+            let mut locked = 0;
+            for (st_flag, ms) in [
+                (libc::ST_NOSUID, libc::MS_NOSUID),
+                (libc::ST_NODEV, libc::MS_NODEV),
+                (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                (libc::ST_RDONLY, libc::MS_RDONLY),
+                (libc::ST_NOATIME, libc::MS_NOATIME),
+                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                (libc::ST_RELATIME, libc::MS_RELATIME),
+            ] {
+                if st.f_flag & st_flag != 0 {
+                    locked |= ms;
+                }
+            }
+            sys::mount(NULL, target, NULL, flags | locked, NULL)
+        }
+        r => r,
+    }
+}
+
+/// Child: the config's mounts, in order (config.md "Mounts": in the listed order).
+pub(crate) fn mount_all(plan: &Plan, rootfd: c_int) -> CResult {
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let create = if m.is_file { Create::File } else { Create::Dir };
+        let fd = resolve(rootfd, &m.dest, create, Step::MountDest, i)?;
+        let target = FdPath::new(fd);
+        let fstype = if m.bind { NULL } else { m.fstype.as_ptr() };
+        let data = if m.data.is_empty() {
+            NULL
+        } else {
+            m.data.as_ptr()
+        };
+        let r = sys::mount(m.source.as_ptr(), target.as_ptr(), fstype, m.flags, data);
+        sys::close(fd);
+        r.map_err(|e| sys::fail(Step::Mount, i, e))?;
+        if m.remount.is_none() && m.propagation.is_empty() {
+            continue;
+        }
+        // Reopen: the new fd names the root of the mount just made, not the directory under it.
+        let fd = resolve(rootfd, &m.dest, Create::No, Step::MountDest, i)?;
+        let result = (|| {
+            if let Some(flags) = m.remount {
+                remount(fd, flags).map_err(|e| sys::fail(Step::MountRemount, i, e))?;
+            }
+            let target = FdPath::new(fd);
+            for p in &m.propagation {
+                sys::mount(NULL, target.as_ptr(), NULL, *p, NULL)
+                    .map_err(|e| sys::fail(Step::MountPropagation, i, e))?;
+            }
+            Ok(())
+        })();
+        sys::close(fd);
+        result?;
+    }
+    Ok(())
+}
+
+/// Child: sysctls, written through the container's own procfs at `<rootfs>/proc`, checked to
+/// be a real procfs (an attacker's rootfs could put a symlink or a plain directory there).
+pub(crate) fn write_sysctls(plan: &Plan, rootfd: c_int) -> CResult {
+    if plan.sysctls.is_empty() {
+        return Ok(());
+    }
+    let proc = open_in_root(rootfd, c"proc", libc::O_DIRECTORY)
+        .map_err(|e| sys::fail(Step::Sysctl, 0, e))?;
+    let result = (|| {
+        if sys::fs_magic(proc) != Ok(PROC_SUPER_MAGIC) {
+            return Err(sys::fail(Step::Sysctl, 0, libc::EXDEV));
+        }
+        for (i, (_, rel, value)) in plan.sysctls.iter().enumerate() {
+            let fd = sys::openat2(
+                proc,
+                rel,
+                libc::O_WRONLY,
+                0,
+                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV,
+            )
+            .map_err(|e| sys::fail(Step::Sysctl, i, e))?;
+            let r = sys::write_all(fd, value.as_bytes());
+            sys::close(fd);
+            r.map_err(|e| sys::fail(Step::Sysctl, i, e))?;
+        }
+        Ok(())
+    })();
+    sys::close(proc);
+    result
+}
+
+/// Child: config-linux.md "Masked Paths" (a missing path is left alone, as runc does) and
+/// "Readonly Paths".
+pub(crate) fn mask_and_protect(plan: &Plan, rootfd: c_int) -> CResult {
+    // The host's /dev/null as seen in the container's (copied) mount namespace: a bind source
+    // must be in the caller's mount namespace, so an fd opened by the parent would not do.
+    let null_fd = sys::openat2(libc::AT_FDCWD, c"/dev/null", libc::O_PATH, 0, 0)
+        .map_err(|e| sys::fail(Step::MaskedPath, 0, e))?;
+    let r = mask_with(plan, rootfd, null_fd);
+    sys::close(null_fd);
+    r
+}
+
+fn mask_with(plan: &Plan, rootfd: c_int, null_fd: c_int) -> CResult {
+    let null = FdPath::new(null_fd);
+    for (i, dest) in plan.masked.iter().enumerate() {
+        let fd = match resolve(rootfd, dest, Create::No, Step::MaskedPath, i) {
+            Ok(fd) => fd,
+            Err(e) if e.errno == libc::ENOENT => continue,
+            Err(e) => return Err(e),
+        };
+        let target = FdPath::new(fd);
+        let r = match sys::fstat_mode(fd) {
+            Ok(mode) if mode & libc::S_IFMT == libc::S_IFDIR => sys::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY,
+                c"size=0".as_ptr(),
+            ),
+            Ok(_) => sys::mount(null.as_ptr(), target.as_ptr(), NULL, libc::MS_BIND, NULL),
+            Err(e) => Err(e),
+        };
+        sys::close(fd);
+        r.map_err(|e| sys::fail(Step::MaskedPath, i, e))?;
+    }
+    for (i, dest) in plan.readonly.iter().enumerate() {
+        let fd = match resolve(rootfd, dest, Create::No, Step::ReadonlyPath, i) {
+            Ok(fd) => fd,
+            Err(e) if e.errno == libc::ENOENT => continue,
+            Err(e) => return Err(e),
+        };
+        let target = FdPath::new(fd);
+        let r = sys::mount(
+            target.as_ptr(),
+            target.as_ptr(),
+            NULL,
+            libc::MS_BIND | libc::MS_REC,
+            NULL,
+        );
+        sys::close(fd);
+        r.map_err(|e| sys::fail(Step::ReadonlyPath, i, e))?;
+        let fd = resolve(rootfd, dest, Create::No, Step::ReadonlyPath, i)?;
+        let r = remount(fd, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY);
+        sys::close(fd);
+        r.map_err(|e| sys::fail(Step::ReadonlyPath, i, e))?;
+    }
+    Ok(())
+}
+
+/// Child: pivot_root(2) into the rootfs and detach the old root, as runc does: with
+/// `pivot_root(".", ".")` the old root is stacked under the new one and unmounted lazily,
+/// which needs no directory for it inside the rootfs.
+pub(crate) fn pivot(plan: &Plan, rootfd: c_int) -> CResult {
+    let e = |errno| sys::fail(Step::PivotRoot, 0, errno);
+    let old = sys::openat2(
+        libc::AT_FDCWD,
+        c"/",
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        0,
+    )
+    .map_err(e)?;
+    let result = (|| {
+        // SAFETY: plain syscalls on fds we own and static strings.
+        unsafe {
+            if libc::fchdir(rootfd) < 0 {
+                return Err(e(sys::errno()));
+            }
+            if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) < 0 {
+                return Err(e(sys::errno()));
+            }
+            if libc::fchdir(old) < 0 {
+                return Err(e(sys::errno()));
+            }
+        }
+        // The old root must not propagate its unmount to the host.
+        sys::mount(
+            NULL,
+            c".".as_ptr(),
+            NULL,
+            libc::MS_SLAVE | libc::MS_REC,
+            NULL,
+        )
+        .map_err(e)?;
+        // SAFETY: plain syscalls.
+        unsafe {
+            if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) < 0 {
+                return Err(e(sys::errno()));
+            }
+            if libc::chdir(c"/".as_ptr()) < 0 {
+                return Err(e(sys::errno()));
+            }
+        }
+        Ok(())
+    })();
+    sys::close(old);
+    result?;
+    if plan.readonly_root {
+        let root = sys::openat2(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+            .map_err(|e| sys::fail(Step::ReadonlyRoot, 0, e))?;
+        let r = remount_at(
+            c"/".as_ptr(),
+            root,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+        );
+        sys::close(root);
+        r.map_err(|e| sys::fail(Step::ReadonlyRoot, 0, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Namespaces: created new (unshare in the set-up process) or joined by path (setns).
+//!
+//! runtime-spec config-linux.md "Namespaces": a namespace with a `path` is joined, one without
+//! is created; a type that is absent is inherited from the runtime. User namespace maps are
+//! written by the parent ("User namespace mappings") before the child does anything that needs
+//! its capabilities in the new namespace.
+
+use crate::error::{Error, Result};
+use crate::sys::{self, CResult, Step};
+use libc::c_int;
+use oci_spec::runtime::{Linux, LinuxNamespaceType};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// What the set-up process does with namespaces, prepared before fork.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// `CLONE_NEW*` flags to unshare (after the joins).
+    pub unshare: c_int,
+    /// Namespaces to join, user namespace first (so that the others are joined with its
+    /// capabilities), each as (nstype, fd).
+    pub joins: Vec<(c_int, OwnedFd)>,
+    /// `/proc/PID/uid_map` and `gid_map` contents, written by the parent.
+    pub uid_map: String,
+    pub gid_map: String,
+    /// `/proc/self/timens_offsets` contents for a new time namespace.
+    pub time_offsets: Option<CString>,
+    /// Whether the container gets a new mount namespace (required: pivot_root needs one).
+    pub new_mount: bool,
+    pub has_uts: bool,
+    pub pid_joined: bool,
+}
+
+impl Plan {
+    pub(crate) fn new_user(&self) -> bool {
+        self.unshare & libc::CLONE_NEWUSER != 0
+    }
+}
+
+fn flag(t: LinuxNamespaceType) -> c_int {
+    match t {
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+fn map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+pub(crate) fn plan(linux: &Linux) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let mut seen = 0;
+    let mut joins = Vec::new();
+    for ns in linux.namespaces().as_deref().unwrap_or_default() {
+        let f = flag(ns.typ());
+        if seen & f != 0 {
+            // config-linux.md "Namespaces": duplicated types MUST be an error.
+            return Err(Error::invalid(
+                "linux.namespaces",
+                format!("{:?} namespace listed twice", ns.typ()),
+            ));
+        }
+        seen |= f;
+        match ns.path() {
+            Some(path) => {
+                let fd = std::fs::File::open(path)
+                    .map_err(Error::sys("open namespace", path.to_path_buf()))?;
+                joins.push((f, OwnedFd::from(fd)));
+            }
+            None => plan.unshare |= f,
+        }
+    }
+    // Join the user namespace first so that the joins that follow are made with its privileges.
+    joins.sort_by_key(|(f, _)| if *f == libc::CLONE_NEWUSER { 0 } else { 1 });
+    plan.joins = joins;
+    plan.new_mount = plan.unshare & libc::CLONE_NEWNS != 0;
+    plan.has_uts = seen & libc::CLONE_NEWUTS != 0;
+    plan.pid_joined = seen & libc::CLONE_NEWPID != 0 && plan.unshare & libc::CLONE_NEWPID == 0;
+    if seen & libc::CLONE_NEWNS == 0 || !plan.new_mount {
+        // pivot_root into the rootfs needs a mount namespace of our own; sharing (or joining) one
+        // would change the host's (or another container's) root.
+        return Err(Error::Unsupported {
+            field: "linux.namespaces (container without a new mount namespace)",
+        });
+    }
+    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+    if plan.new_user() {
+        if uid.is_empty() || gid.is_empty() {
+            return Err(Error::invalid(
+                "linux.uidMappings",
+                "a new user namespace needs uidMappings and gidMappings",
+            ));
+        }
+        plan.uid_map = map_text(uid);
+        plan.gid_map = map_text(gid);
+    } else if !uid.is_empty() || !gid.is_empty() {
+        // config-linux.md "User namespace mappings" only make sense for a new user namespace.
+        return Err(Error::invalid(
+            "linux.uidMappings",
+            "mappings given without a new user namespace",
+        ));
+    }
+    if let Some(offsets) = linux.time_offsets() {
+        if plan.unshare & libc::CLONE_NEWTIME == 0 {
+            return Err(Error::invalid(
+                "linux.timeOffsets",
+                "offsets need a new time namespace",
+            ));
+        }
+        let mut text = String::new();
+        for (clock, off) in offsets {
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(Error::invalid(
+                    "linux.timeOffsets",
+                    format!("unknown clock {clock:?}"),
+                ));
+            }
+            text.push_str(&format!(
+                "{clock} {} {}\n",
+                off.secs().unwrap_or(0),
+                off.nanosecs().unwrap_or(0)
+            ));
+        }
+        plan.time_offsets =
+            Some(CString::new(text).map_err(|_| Error::invalid("linux.timeOffsets", "NUL byte"))?);
+    }
+    Ok(plan)
+}
+
+/// Writes the user namespace maps of `pid` (config-linux.md "User namespace mappings").
+pub(crate) fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {
+    for (file, text) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
+        let path = Path::new("/proc").join(pid.to_string()).join(file);
+        std::fs::write(&path, text.as_bytes()).map_err(Error::sys("write id map", path))?;
+    }
+    Ok(())
+}
+
+/// Child: join, then create. Time namespace offsets must be written before any process is
+/// created in the new time namespace (time_namespaces(7)).
+pub(crate) fn enter(plan: &Plan) -> CResult {
+    for (i, (nstype, fd)) in plan.joins.iter().enumerate() {
+        // SAFETY: plain syscall on an fd we own.
+        sys::check(
+            unsafe { libc::setns(fd.as_raw_fd(), *nstype) } as i64,
+            Step::Setns,
+            i,
+        )?;
+    }
+    // SAFETY: plain syscall.
+    sys::check(
+        unsafe { libc::unshare(plan.unshare) } as i64,
+        Step::Unshare,
+        0,
+    )?;
+    if let Some(text) = &plan.time_offsets {
+        let fd = sys::openat2(
+            libc::AT_FDCWD,
+            c"/proc/self/timens_offsets",
+            libc::O_WRONLY,
+            0,
+            0,
+        )
+        .map_err(|e| sys::fail(Step::TimeOffsets, 0, e))?;
+        let r = sys::write_all(fd, text.as_bytes());
+        sys::close(fd);
+        r.map_err(|e| sys::fail(Step::TimeOffsets, 0, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The user's process: config.md "Process" (args, env, cwd, user, umask, capabilities,
+//! noNewPrivileges, rlimits) and the last steps before execve.
+
+use crate::caps;
+use crate::error::{Error, Result};
+use crate::rlimits;
+use crate::seccomp::Compiled;
+use crate::sync::{self, Msg};
+use crate::sys::{self, CResult, Step};
+use libc::{c_char, c_int};
+use oci_spec::runtime::Process;
+use std::ffi::CString;
+use std::sync::Arc;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Where `args[0]` may be, in `PATH` order, looked up inside the container after pivot_root.
+    pub candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _env: Vec<CString>,
+    envp: Vec<*const c_char>,
+    pub cwd: CString,
+    uid: u32,
+    gid: u32,
+    groups: Vec<libc::gid_t>,
+    umask: Option<libc::mode_t>,
+    no_new_privs: bool,
+    pub caps: Option<caps::Plan>,
+    pub rlimits: rlimits::Plan,
+    pub seccomp: Option<Arc<Compiled>>,
+    pub oom_score_adj: Option<i32>,
+}
+
+fn cstr(s: &str, field: &'static str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::invalid(field, "NUL byte"))
+}
+
+fn ptrs(v: &[CString]) -> Vec<*const c_char> {
+    v.iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> {
+    if p.terminal().unwrap_or(false) {
+        return Err(Error::Unsupported {
+            field: "process.terminal",
+        });
+    }
+    if p.console_size().is_some() {
+        return Err(Error::Unsupported {
+            field: "process.consoleSize",
+        });
+    }
+    if p.scheduler().is_some() {
+        return Err(Error::Unsupported {
+            field: "process.scheduler",
+        });
+    }
+    if p.io_priority().is_some() {
+        return Err(Error::Unsupported {
+            field: "process.ioPriority",
+        });
+    }
+    if p.exec_cpu_affinity().is_some() {
+        return Err(Error::Unsupported {
+            field: "process.execCPUAffinity",
+        });
+    }
+    if p.command_line().is_some() {
+        return Err(Error::invalid("process.commandLine", "Windows only"));
+    }
+    if p.user().username().is_some() {
+        return Err(Error::invalid("process.user.username", "Windows only"));
+    }
+    let args = p.args().as_deref().unwrap_or_default();
+    let Some(arg0) = args.first().filter(|a| !a.is_empty()) else {
+        return Err(Error::invalid(
+            "process.args",
+            "at least one argument is required",
+        ));
+    };
+    // config.md "Process": cwd MUST be an absolute path.
+    if !p.cwd().is_absolute() {
+        return Err(Error::invalid(
+            "process.cwd",
+            format!("{} is not absolute", p.cwd().display()),
+        ));
+    }
+    let env: Vec<String> = p.env().clone().unwrap_or_default();
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    // config.md "Process" args: "same semantics as IEEE Std 1003.1-2008 execvp's file": a name
+    // without a slash is searched in the container's PATH.
+    let candidates = if arg0.contains('/') {
+        vec![cstr(arg0, "process.args")?]
+    } else {
+        path_var
+            .split(':')
+            .map(|d| if d.is_empty() { "." } else { d })
+            .map(|d| {
+                cstr(
+                    &format!("{}/{}", d.trim_end_matches('/'), arg0),
+                    "process.args",
+                )
+            })
+            .collect::<Result<_>>()?
+    };
+    let argv: Vec<CString> = args
+        .iter()
+        .map(|a| cstr(a, "process.args"))
+        .collect::<Result<_>>()?;
+    let envc: Vec<CString> = env
+        .iter()
+        .map(|e| cstr(e, "process.env"))
+        .collect::<Result<_>>()?;
+    let cwd = CString::new(p.cwd().as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::invalid("process.cwd", "NUL byte"))?;
+    Ok(Plan {
+        candidates,
+        argv_ptrs: ptrs(&argv),
+        _argv: argv,
+        envp: ptrs(&envc),
+        _env: envc,
+        cwd,
+        uid: p.user().uid(),
+        gid: p.user().gid(),
+        groups: p.user().additional_gids().clone().unwrap_or_default(),
+        umask: p.user().umask(),
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
+        caps: caps::plan(p.capabilities().as_ref())?,
+        rlimits: rlimits::plan(p.rlimits().as_deref().unwrap_or_default())?,
+        seccomp,
+        oom_score_adj: p.oom_score_adj(),
+    })
+}
+
+/// Child, after pivot_root: everything about the process, then wait for start, then exec.
+/// Returns only on failure.
+pub(crate) fn finish(p: &Plan, sock: c_int, preserve: u32) -> ChildErrorNever {
+    match finish_inner(p, sock, preserve) {
+        Ok(never) => match never {},
+        Err(e) => ChildErrorNever(e),
+    }
+}
+
+pub(crate) struct ChildErrorNever(pub sys::ChildError);
+
+enum Never {}
+
+fn finish_inner(p: &Plan, sock: c_int, preserve: u32) -> CResult<Never> {
+    rlimits::apply(&p.rlimits)?;
+    // CVE-2024-21626: close every inherited fd but 0-2, the preserved ones and the sync socket
+    // *before* chdir, so that a cwd like /proc/self/fd/N cannot reach a host directory.
+    let first = 3 + preserve;
+    let s = sock as u32;
+    sys::close_range(first, s.saturating_sub(1), 0).map_err(|e| sys::fail(Step::CloseFds, 0, e))?;
+    sys::close_range(s + 1, u32::MAX, 0).map_err(|e| sys::fail(Step::CloseFds, 0, e))?;
+    // SAFETY: plain syscalls with buffers we own.
+    unsafe {
+        sys::check(libc::chdir(p.cwd.as_ptr()) as i64, Step::Chdir, 0)?;
+        // getcwd(2) prefixes "(unreachable)" when the cwd is outside the process's root.
+        let mut buf = [0u8; 4096];
+        let n = libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len());
+        if n <= 0 || buf[0] != b'/' {
+            return Err(sys::fail(Step::CwdOutsideRoot, 0, libc::EXDEV));
+        }
+        if let Some(m) = p.umask {
+            libc::umask(m as libc::mode_t);
+        }
+    }
+    if let Some(c) = &p.caps {
+        caps::drop_bounding(c)?;
+    }
+    // SAFETY: plain syscalls.
+    unsafe {
+        // Keep the permitted set across the uid change; capset below sets the exact sets.
+        sys::check(
+            libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) as i64,
+            Step::Setuid,
+            0,
+        )?;
+        sys::check(
+            libc::setgroups(p.groups.len(), p.groups.as_ptr()) as i64,
+            Step::Setgroups,
+            0,
+        )?;
+        sys::check(libc::setresgid(p.gid, p.gid, p.gid) as i64, Step::Setgid, 0)?;
+        sys::check(libc::setresuid(p.uid, p.uid, p.uid) as i64, Step::Setuid, 0)?;
+        sys::check(
+            libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) as i64,
+            Step::Setuid,
+            0,
+        )?;
+    }
+    if let Some(c) = &p.caps {
+        caps::apply(c)?;
+    }
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which the process may have
+    // just dropped... so it goes in before the wait, as runc does; the profile must then allow
+    // the few syscalls between here and execve (sendmsg/recvmsg, prctl, close_range, execve).
+    if !p.no_new_privs {
+        if let Some(s) = &p.seccomp {
+            crate::seccomp::install(s)?;
+        }
+    }
+    let mut chosen = None;
+    let mut last_err = libc::ENOENT;
+    for (i, c) in p.candidates.iter().enumerate() {
+        // SAFETY: plain syscalls with valid buffers.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::stat(c.as_ptr(), &mut st) } < 0 {
+            continue;
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            last_err = libc::EACCES;
+            continue;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) } < 0
+        {
+            last_err = sys::errno();
+            continue;
+        }
+        chosen = Some(i);
+        break;
+    }
+    let Some(chosen) = chosen else {
+        return Err(sys::fail(Step::LookupExecutable, 0, last_err));
+    };
+    sync::send(sock, Msg::Ready).map_err(|e| sys::fail(Step::Sync, 0, e))?;
+    sync::expect(sock, Msg::Start, Step::Sync)?;
+    if p.no_new_privs {
+        // SAFETY: plain prctl.
+        sys::check(
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } as i64,
+            Step::NoNewPrivs,
+            0,
+        )?;
+        if let Some(s) = &p.seccomp {
+            crate::seccomp::install(s)?;
+        }
+    }
+    // SAFETY: argv/envp are NUL-terminated arrays of C strings prepared before fork; the sync
+    // socket is close-on-exec, so success is seen by the parent as EOF.
+    unsafe {
+        libc::execve(
+            p.candidates[chosen].as_ptr(),
+            p.argv_ptrs.as_ptr(),
+            p.envp.as_ptr(),
+        )
+    };
+    Err(sys::fail(Step::Exec, 0, sys::errno()))
+}

@@ -1,0 +1,144 @@
+//! The spawn: stage-1 process (joins the cgroup, setns, unshare, waits for the id maps), which
+//! clones the container init with `CLONE_PARENT` (so the runtime is its parent and can wait for
+//! it) and exits. Two steps because a new or joined pid (and time) namespace only applies to
+//! children of the process that entered it. Nothing is re-executed: both processes run code of
+//! this crate on memory prepared before the fork, with raw syscalls only.
+
+use crate::devices;
+use crate::mounts;
+use crate::namespaces;
+use crate::process;
+use crate::sync::{self, Msg};
+use crate::sys::{self, CResult, Step};
+use libc::c_int;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+#[derive(Debug)]
+pub(crate) struct ChildPlan {
+    pub ns: namespaces::Plan,
+    pub mounts: mounts::Plan,
+    pub devices: devices::Plan,
+    pub process: process::Plan,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+    pub cgroup_procs: Vec<OwnedFd>,
+    pub sock: c_int,
+    pub preserve_fds: u32,
+    /// Every fd the child needs (sorted): anything else inherited from the (multithreaded)
+    /// parent, such as another container's sync socket, is closed first thing after fork.
+    pub keep_fds: Vec<c_int>,
+}
+
+/// Forks like fork(2) but without glibc's atfork handlers; `flags` may add `CLONE_PARENT`.
+pub(crate) fn raw_fork(flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
+    // SAFETY: clone with no new stack behaves as fork: the child continues on a copy of this
+    // stack. The child only runs async-signal-safe code (see module docs).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if r < 0 {
+        Err(sys::errno())
+    } else {
+        Ok(r as libc::pid_t)
+    }
+}
+
+pub(crate) fn stage1(p: &ChildPlan) -> ! {
+    match stage1_inner(p) {
+        Ok(()) => sys::exit_now(0),
+        Err(e) => {
+            let _ = sync::send(p.sock, Msg::Error(e));
+            sys::exit_now(1)
+        }
+    }
+}
+
+/// Closes every fd above 2 that is not in `keep` (sorted), without allocating.
+fn close_others(keep: &[c_int]) -> CResult {
+    let mut next: u32 = 3;
+    for &k in keep {
+        let k = k as u32;
+        if k >= next {
+            if k > next {
+                sys::close_range(next, k - 1, 0).map_err(|e| sys::fail(Step::CloseFds, 0, e))?;
+            }
+            next = k + 1;
+        }
+    }
+    sys::close_range(next, u32::MAX, 0).map_err(|e| sys::fail(Step::CloseFds, 0, e))
+}
+
+fn stage1_inner(p: &ChildPlan) -> CResult {
+    close_others(&p.keep_fds)?;
+    for (i, fd) in p.cgroup_procs.iter().enumerate() {
+        // Writing 0 to cgroup.procs moves the writer; the init inherits the cgroup, and a new
+        // cgroup namespace (unshared below) is rooted at it.
+        sys::write_all(fd.as_raw_fd(), b"0").map_err(|e| sys::fail(Step::CgroupJoin, i, e))?;
+    }
+    namespaces::enter(&p.ns)?;
+    if p.ns.new_user() {
+        sync::send(p.sock, Msg::NeedIdMap).map_err(|e| sys::fail(Step::Sync, 0, e))?;
+        sync::expect(p.sock, Msg::Continue, Step::IdMapWait)?;
+        // SAFETY: plain syscalls.
+        unsafe {
+            sys::check(libc::setresgid(0, 0, 0) as i64, Step::SetIdsRoot, 0)?;
+            sys::check(libc::setresuid(0, 0, 0) as i64, Step::SetIdsRoot, 0)?;
+        }
+    }
+    let pid = raw_fork(libc::CLONE_PARENT as libc::c_ulong)
+        .map_err(|e| sys::fail(Step::CloneInit, 0, e))?;
+    if pid == 0 {
+        init(p);
+    }
+    sync::send(p.sock, Msg::InitPid(pid)).map_err(|e| sys::fail(Step::Sync, 0, e))
+}
+
+fn init(p: &ChildPlan) -> ! {
+    let e = match init_inner(p) {
+        Ok(e) => e,
+        Err(e) => e,
+    };
+    let _ = sync::send(p.sock, Msg::Error(e));
+    sys::exit_now(1)
+}
+
+fn init_inner(p: &ChildPlan) -> CResult<sys::ChildError> {
+    sync::expect(p.sock, Msg::Continue, Step::Sync)?;
+    let rootfd = mounts::prepare_rootfs(&p.mounts)?;
+    mounts::mount_all(&p.mounts, rootfd)?;
+    devices::create(&p.devices, rootfd)?;
+    // runtime.md "Lifecycle" steps 3-4 (createRuntime, createContainer): after the environment
+    // is created, before pivot_root.
+    sync::send(p.sock, Msg::Hooks).map_err(|e| sys::fail(Step::Sync, 0, e))?;
+    sync::expect(p.sock, Msg::Continue, Step::Sync)?;
+    mounts::write_sysctls(&p.mounts, rootfd)?;
+    mounts::mask_and_protect(&p.mounts, rootfd)?;
+    mounts::pivot(&p.mounts, rootfd)?;
+    sys::close(rootfd);
+    // SAFETY: plain syscalls with buffers prepared before fork.
+    unsafe {
+        if let Some(h) = &p.hostname {
+            sys::check(
+                libc::sethostname(h.as_ptr(), h.as_bytes().len()) as i64,
+                Step::Hostname,
+                0,
+            )?;
+        }
+        if let Some(d) = &p.domainname {
+            sys::check(
+                libc::setdomainname(d.as_ptr(), d.as_bytes().len()) as i64,
+                Step::Domainname,
+                0,
+            )?;
+        }
+    }
+    Ok(process::finish(&p.process, p.sock, p.preserve_fds).0)
+}

@@ -1,0 +1,349 @@
+//! Raw syscall helpers safe to call in the child between fork and exec.
+//!
+//! The child is forked from a possibly multithreaded process (cargo's test harness, a tokio
+//! runtime...), so between fork and exec it must not allocate, take locks or unwind: every
+//! helper here works on memory prepared before the fork and reports failure as a plain
+//! [`ChildError`] (a step, an index into the plan, an errno) that the parent turns into
+//! [`crate::Error::Child`].
+
+use libc::{c_char, c_int, c_long, c_uint, c_ulong};
+use std::ffi::CStr;
+
+/// What the child was doing when it failed; the parent maps it back to a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Step {
+    CgroupJoin = 1,
+    Setns,
+    Unshare,
+    TimeOffsets,
+    IdMapWait,
+    SetIdsRoot,
+    CloneInit,
+    RootPropagation,
+    RootfsBind,
+    OpenRootfs,
+    MountDest,
+    Mount,
+    MountRemount,
+    MountPropagation,
+    Device,
+    DeviceSymlink,
+    Sysctl,
+    MaskedPath,
+    ReadonlyPath,
+    PivotRoot,
+    ReadonlyRoot,
+    Hostname,
+    Domainname,
+    Rlimit,
+    Chdir,
+    CwdOutsideRoot,
+    CloseFds,
+    Setgroups,
+    Setgid,
+    Setuid,
+    CapBounding,
+    Capset,
+    CapAmbient,
+    NoNewPrivs,
+    Seccomp,
+    LookupExecutable,
+    Exec,
+    Sync,
+    Personality,
+    IoPriority,
+}
+
+impl Step {
+    pub(crate) fn from_u32(v: u32) -> Option<Step> {
+        use Step::*;
+        const ALL: [Step; 40] = [
+            CgroupJoin,
+            Setns,
+            Unshare,
+            TimeOffsets,
+            IdMapWait,
+            SetIdsRoot,
+            CloneInit,
+            RootPropagation,
+            RootfsBind,
+            OpenRootfs,
+            MountDest,
+            Mount,
+            MountRemount,
+            MountPropagation,
+            Device,
+            DeviceSymlink,
+            Sysctl,
+            MaskedPath,
+            ReadonlyPath,
+            PivotRoot,
+            ReadonlyRoot,
+            Hostname,
+            Domainname,
+            Rlimit,
+            Chdir,
+            CwdOutsideRoot,
+            CloseFds,
+            Setgroups,
+            Setgid,
+            Setuid,
+            CapBounding,
+            Capset,
+            CapAmbient,
+            NoNewPrivs,
+            Seccomp,
+            LookupExecutable,
+            Exec,
+            Sync,
+            Personality,
+            IoPriority,
+        ];
+        ALL.iter().copied().find(|s| *s as u32 == v)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        use Step::*;
+        match self {
+            CgroupJoin => "join cgroup",
+            Setns => "setns",
+            Unshare => "unshare",
+            TimeOffsets => "write timens_offsets",
+            IdMapWait => "wait for uid/gid maps",
+            SetIdsRoot => "become root in the user namespace",
+            CloneInit => "clone container init",
+            RootPropagation => "set rootfs propagation",
+            RootfsBind => "bind-mount rootfs",
+            OpenRootfs => "open rootfs",
+            MountDest => "resolve mount destination",
+            Mount => "mount",
+            MountRemount => "remount",
+            MountPropagation => "set mount propagation",
+            Device => "create device",
+            DeviceSymlink => "create /dev symlink",
+            Sysctl => "write sysctl",
+            MaskedPath => "mask path",
+            ReadonlyPath => "make path read-only",
+            PivotRoot => "pivot_root",
+            ReadonlyRoot => "remount root read-only",
+            Hostname => "sethostname",
+            Domainname => "setdomainname",
+            Rlimit => "setrlimit",
+            Chdir => "chdir to process.cwd",
+            CwdOutsideRoot => "check cwd is inside the root",
+            CloseFds => "close inherited fds",
+            Setgroups => "setgroups",
+            Setgid => "setresgid",
+            Setuid => "setresuid",
+            CapBounding => "drop bounding capabilities",
+            Capset => "capset",
+            CapAmbient => "raise ambient capabilities",
+            NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
+            Seccomp => "seccomp(SECCOMP_SET_MODE_FILTER)",
+            LookupExecutable => "find process.args[0] in the container",
+            Exec => "execve",
+            Sync => "sync with parent",
+            Personality => "personality",
+            IoPriority => "ioprio_set",
+        }
+    }
+}
+
+/// A failure in the child: which step, which element of that step's plan, which errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChildError {
+    pub step: Step,
+    pub index: u32,
+    pub errno: i32,
+}
+
+pub(crate) type CResult<T = ()> = Result<T, ChildError>;
+
+#[inline]
+pub(crate) fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Turns a `-1` return into a [`ChildError`] for `step` and `index`.
+#[inline]
+pub(crate) fn check(ret: c_long, step: Step, index: usize) -> CResult<c_long> {
+    if ret < 0 {
+        Err(ChildError {
+            step,
+            index: index as u32,
+            errno: errno(),
+        })
+    } else {
+        Ok(ret)
+    }
+}
+
+#[inline]
+pub(crate) fn fail(step: Step, index: usize, errno: i32) -> ChildError {
+    ChildError {
+        step,
+        index: index as u32,
+        errno,
+    }
+}
+
+/// `/proc/self/fd/N` in a stack buffer: mounting onto (or from) the magic link of an fd we
+/// resolved ourselves defeats symlink swaps between resolution and mount (CVE-2021-30465).
+pub(crate) struct FdPath {
+    buf: [u8; 32],
+}
+
+impl FdPath {
+    pub(crate) fn new(fd: c_int) -> FdPath {
+        let mut buf = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        buf[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 12];
+        let mut n = fd.max(0) as u32;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for i in 0..len {
+            buf[prefix.len() + i] = digits[len - 1 - i];
+        }
+        FdPath { buf }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const c_char {
+        self.buf.as_ptr().cast()
+    }
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub(crate) const RESOLVE_NO_XDEV: u64 = 0x01;
+pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub(crate) const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub(crate) const RESOLVE_BENEATH: u64 = 0x08;
+pub(crate) const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// openat2(2): the kernel resolves `path` under `dirfd` with the `resolve` restrictions.
+pub(crate) fn openat2(
+    dirfd: c_int,
+    path: &CStr,
+    flags: c_int,
+    mode: u32,
+    resolve: u64,
+) -> Result<c_int, i32> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    // SAFETY: `how` and `path` are valid for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r as c_int)
+    }
+}
+
+pub(crate) fn close(fd: c_int) {
+    // SAFETY: closing an fd we own; errors are irrelevant here.
+    unsafe { libc::close(fd) };
+}
+
+pub(crate) fn mount(
+    src: *const c_char,
+    target: *const c_char,
+    fstype: *const c_char,
+    flags: c_ulong,
+    data: *const c_char,
+) -> Result<(), i32> {
+    // SAFETY: all pointers are null or NUL-terminated strings prepared before fork.
+    let r = unsafe { libc::mount(src, target, fstype, flags, data.cast()) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn write_all(fd: c_int, mut data: &[u8]) -> Result<(), i32> {
+    while !data.is_empty() {
+        // SAFETY: `data` is a valid slice.
+        let r = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if r < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Err(libc::EIO);
+        }
+        data = &data[r as usize..];
+    }
+    Ok(())
+}
+
+/// fstatfs(2) magic of an open file.
+pub(crate) fn fs_magic(fd: c_int) -> Result<i64, i32> {
+    // SAFETY: statfs is plain data; the kernel fills it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer.
+    if unsafe { libc::fstatfs(fd, &mut st) } < 0 {
+        return Err(errno());
+    }
+    Ok(st.f_type as i64)
+}
+
+pub(crate) fn fstat_mode(fd: c_int) -> Result<u32, i32> {
+    // SAFETY: stat is plain data; the kernel fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer; AT_EMPTY_PATH stats the fd itself (works on O_PATH fds).
+    let r = unsafe { libc::fstatat(fd, c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH) };
+    if r < 0 {
+        return Err(errno());
+    }
+    Ok(st.st_mode)
+}
+
+/// close_range(2).
+pub(crate) fn close_range(first: c_uint, last: c_uint, flags: c_uint) -> Result<(), i32> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: plain syscall.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// Leaves the child without running any Rust or libc exit handlers.
+pub(crate) fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit never returns and runs no handlers.
+    unsafe { libc::_exit(code) }
+}
