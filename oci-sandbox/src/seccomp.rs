@@ -281,12 +281,12 @@ mod tests {
         let s: LinuxSeccomp = serde_json::from_str(
             r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
                 {"names":["read","write","no_such_syscall"],"action":"SCMP_ACT_ALLOW"},
-                {"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":1},
+                {"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":13},
                 {"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":8,"op":"SCMP_CMP_EQ"}]}]}"#,
         )
         .unwrap();
         let c = compile_uncached(&s).unwrap();
-        // default filter + ERRNO(1) filter (ERRNO(EPERM) default is not ERRNO(1)).
+        // default filter + ERRNO(13) filter (the default is ERRNO(EPERM)).
         assert_eq!(c.programs.len(), 2);
     }
 }

@@ -1,0 +1,155 @@
+//! cgroups: v1 for real on this host, v2 against a fixture directory and for real on the
+//! hybrid host's cgroup2 mount (hugetlb).
+mod common;
+
+use common::Fixture;
+use oci_sandbox::cgroups::{v2, Cgroup};
+use oci_sandbox::{ExitStatus, Options};
+use oci_spec::runtime::LinuxResources;
+use serde_json::json;
+use std::path::Path;
+
+fn resources(v: serde_json::Value) -> LinuxResources {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn v1_limits_are_written_and_the_container_joins() {
+    let f = Fixture::new("cgv1");
+    let mut v = f.spec_json("sleep 1000");
+    let path = common::unique("cg");
+    v["linux"]["cgroupsPath"] = json!(path);
+    v["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+        "pids": {"limit": 20}
+    });
+    let mut c = f.create(&v, Options::new()).unwrap();
+    let Some(Cgroup::V1(cg)) = c.cgroup() else {
+        panic!("v1 expected on this host")
+    };
+    let dirs: std::collections::HashMap<&str, std::path::PathBuf> =
+        ["memory", "cpu", "pids", "freezer"]
+            .into_iter()
+            .map(|n| (n, cg.dir(n).unwrap().to_path_buf()))
+            .collect();
+    let read = |ctrl: &str, file: &str| {
+        std::fs::read_to_string(dirs[ctrl].join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read("pids", "pids.max"), "20");
+    let memdir = dirs["memory"].clone();
+    assert!(c.cgroup().unwrap().procs().unwrap().contains(&c.pid()));
+    c.start().unwrap();
+    // freeze / thaw
+    c.cgroup().unwrap().freeze().unwrap();
+    assert_eq!(read("freezer", "freezer.state"), "FROZEN");
+    c.cgroup().unwrap().thaw().unwrap();
+    c.cgroup().unwrap().kill_all().unwrap();
+    assert_eq!(c.wait().unwrap(), ExitStatus::Signaled(9));
+    c.delete().unwrap();
+    assert!(!memdir.exists(), "cgroup removed");
+}
+
+#[test]
+fn v1_pids_limit_stops_a_fork_bomb() {
+    let f = Fixture::new("pids");
+    let mut v = f.spec_json("i=0; while [ $i -lt 20 ]; do sleep 1000 & i=$((i+1)); done 2> /out/err; cat /sys/fs/cgroup/pids.max > /out/x 2>/dev/null; true");
+    v["linux"]["cgroupsPath"] = json!(common::unique("pids"));
+    v["linux"]["resources"] = json!({"pids": {"limit": 5}});
+    let mut c = f.create(&v, Options::new()).unwrap();
+    c.start().unwrap();
+    c.wait().unwrap();
+    assert!(
+        f.out("err").contains("fork"),
+        "fork refused: {}",
+        f.out("err")
+    );
+    c.delete().unwrap();
+}
+
+#[test]
+fn v1_memory_limit_kills_an_allocator() {
+    let f = Fixture::new("oom");
+    // tail -n 1 keeps a line with no newline whole: it grows until the limit.
+    let mut v =
+        f.spec_json("head -c 200000000 /dev/zero | tail -n 1 > /dev/null; echo $? > /out/rc");
+    v["linux"]["cgroupsPath"] = json!(common::unique("oom"));
+    v["linux"]["resources"] = json!({"memory": {"limit": 16777216, "swap": 16777216}});
+    assert_eq!(f.run(&v), ExitStatus::Exited(0));
+    assert_eq!(f.out("rc").trim(), "137", "tail killed by SIGKILL (OOM)");
+}
+
+fn fixture_v2(dir: &Path) {
+    std::fs::write(
+        dir.join("cgroup.controllers"),
+        "cpuset cpu io memory hugetlb pids",
+    )
+    .unwrap();
+    std::fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+}
+
+#[test]
+fn v2_files_against_a_fixture() {
+    let root = tempfile::tempdir().unwrap();
+    fixture_v2(root.path());
+    let leaf = root.path().join("a");
+    std::fs::create_dir(&leaf).unwrap();
+    fixture_v2(&leaf);
+    let r = resources(json!({
+        "memory": {"limit": 1048576, "reservation": 524288, "swap": 2097152},
+        "cpu": {"shares": 1024, "quota": 20000, "period": 100000, "cpus": "0"},
+        "pids": {"limit": 7},
+        "blockIO": {"weight": 500},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+        "unified": {"memory.high": "900000"}
+    }));
+    std::fs::write(leaf.join("b"), "").ok();
+    let leaf_dir = leaf.join("b-cg");
+    std::fs::create_dir(&leaf_dir).unwrap();
+    std::fs::write(leaf_dir.join("memory.high"), "").unwrap();
+    let cg = v2::Cgroup::create(root.path(), Path::new("a/b-cg"), Some(&r)).unwrap();
+    let read = |f: &str| std::fs::read_to_string(leaf_dir.join(f)).unwrap();
+    assert_eq!(read("memory.max"), "1048576");
+    assert_eq!(read("memory.low"), "524288");
+    assert_eq!(read("memory.swap.max"), "1048576");
+    assert_eq!(read("cpu.weight"), v2::shares_to_weight(1024).to_string());
+    assert_eq!(read("cpu.max"), "20000 100000");
+    assert_eq!(read("cpuset.cpus"), "0");
+    assert_eq!(read("pids.max"), "7");
+    assert_eq!(read("io.weight"), v2::blkio_to_io_weight(500).to_string());
+    assert_eq!(read("hugetlb.2MB.max"), "4194304");
+    assert_eq!(read("memory.high"), "900000");
+    assert!(std::fs::read_to_string(leaf.join("cgroup.subtree_control"))
+        .unwrap()
+        .contains("+hugetlb"));
+    drop(cg);
+    // Devices need an eBPF program on v2: refused.
+    let r = resources(json!({"devices": [{"allow": false, "access": "rwm"}]}));
+    assert!(matches!(
+        v2::Cgroup::create(root.path(), Path::new("a/c"), Some(&r)),
+        Err(oci_sandbox::Error::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn v2_hugetlb_for_real_on_the_unified_mount() {
+    let mount = Path::new("/sys/fs/cgroup/unified");
+    let name = common::unique("huge");
+    let r = resources(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}));
+    let cg = v2::Cgroup::create(mount, Path::new(&name), Some(&r)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(cg.dir().join("hugetlb.2MB.max"))
+            .unwrap()
+            .trim(),
+        "4194304"
+    );
+    let dir = cg.dir().to_path_buf();
+    cg.remove().unwrap();
+    assert!(!dir.exists());
+}
