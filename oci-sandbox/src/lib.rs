@@ -22,7 +22,7 @@
 //! never executed by this crate (oci-runtime runs the OCI hooks through these callbacks).
 //!
 //! Everything in the config that this crate does not implement is refused with
-//! [`Error::Unsupported`]: see the README of the crate for the list.
+//! [`Error::Unsupported`]: the list is in the crate README.
 //!
 //! There is no re-exec of a binary: the set-up runs in forked processes on memory prepared
 //! before the fork, with raw syscalls only (no allocation, no locks), so it is safe from a
