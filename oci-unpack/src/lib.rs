@@ -96,6 +96,8 @@ mod error;
 mod fs;
 mod store;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::io::Read;
 use std::path::Path;

@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use oci_image::{Hasher, Image, Layout};
 use oci_spec::image::Digest;
 use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
 use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, unmount,
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
@@ -275,6 +276,7 @@ impl LayerStore {
         for (name, content) in [
             ("diff_id", layer.diff_id.to_string()),
             ("chain_id", chain_id.to_string()),
+            (XATTRS_FILE, xattr_form(unpacker.rootless).to_string()),
         ] {
             let p = dir.path().join(name);
             std::fs::write(&p, content).map_err(|e| Error::io(&p, e))?;
@@ -380,6 +382,35 @@ impl LayerStore {
         Ok(out)
     }
 
+    /// Whether the overlay of `chain_ids` needs `userxattr`: the layers say which namespace
+    /// their overlay xattrs are in, and one mount reads one namespace only.
+    fn userxattr(&self, chain_ids: &[Digest], merged: &Path) -> Result<bool> {
+        let mut forms = Vec::new();
+        for c in chain_ids {
+            let p = self.layer_dir(c).join(XATTRS_FILE);
+            let form = match std::fs::read_to_string(&p) {
+                Ok(t) => t.trim().to_string(),
+                // Written by every unpack; a layer without it was unpacked as root.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => xattr_form(false).to_string(),
+                Err(e) => return Err(Error::io(&p, e)),
+            };
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+        match forms.as_slice() {
+            [f] if f == xattr_form(true) => Ok(true),
+            [f] if f == xattr_form(false) => Ok(false),
+            _ => Err(Error::Invalid {
+                what: format!("overlay at {}", merged.display()),
+                reason: format!(
+                    "the layers mix overlay xattr namespaces ({}): unpack them all as root or all rootless",
+                    forms.join(", ")
+                ),
+            }),
+        }
+    }
+
     /// Mounts the overlay of the layers `chain_ids` (base first, as [`LayerStore::prepare`]
     /// returns them) for one container: `container_dir/upper` and `container_dir/work` are
     /// created fresh (they must not exist), and the merged tree appears at
@@ -387,8 +418,12 @@ impl LayerStore {
     ///
     /// Uses the new mount API, adding lower directories one by one (`lowerdir+`, Linux 6.8),
     /// so neither the number of layers nor the store's path length hits the one-page limit of
-    /// `mount(2)` options. As root, whiteouts are read from `trusted.overlay.*`; rootless, the
-    /// mount gets `userxattr` (and must happen inside a user namespace that owns the mount).
+    /// `mount(2)` options. On older kernels (Debian 12 runs 6.1) it falls back to `mount(2)`
+    /// with `lowerdir=a:b:c`, naming the directories by short descriptor numbers so the options
+    /// still fit in a page. Layers unpacked as root keep their overlay metadata in
+    /// `trusted.overlay.*`; layers unpacked rootless in `user.overlay.*`, and their mount gets
+    /// `userxattr` (made inside a user namespace that owns the mount, or by root). Layers of both
+    /// kinds cannot be mixed in one mount.
     pub fn mount(
         &self,
         chain_ids: &[Digest],
@@ -424,34 +459,162 @@ impl LayerStore {
             op: op.to_string(),
             source: e.into(),
         };
-        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("fsopen", e))?;
-        // overlayfs.rst "Multiple lower layers": the first lowerdir is the top-most.
-        for c in chain_ids.iter().rev() {
-            fsconfig_set_string(&fs, "lowerdir+", self.diff_path(c))
-                .map_err(|e| fail("fsconfig lowerdir+", e))?;
+        let lowers: Vec<PathBuf> = chain_ids.iter().rev().map(|c| self.diff_path(c)).collect();
+        let userxattr = self.userxattr(chain_ids, &merged)?;
+        match mount_lowerdir_plus(&lowers, &upper, &work, &merged, userxattr) {
+            Ok(()) => {}
+            // `lowerdir+` is Linux 6.8. Older kernels refuse it with EINVAL: 6.5 to 6.7 when
+            // it is set, up to 6.4 (overlayfs still on legacy mount data) at create; before
+            // 5.2 (or under a seccomp profile without the new mount API) fsopen is ENOSYS.
+            // `fsconfig` also refuses (EINVAL) a value over 256 bytes: a store at a long path
+            // takes this way on any kernel.
+            Err((op, e)) if matches!(e, Errno::INVAL | Errno::NOSYS | Errno::PERM) => {
+                mount_legacy(&lowers, &upper, &work, &merged, userxattr).map_err(|(op2, e2)| {
+                    Error::Mount {
+                        target: merged.clone(),
+                        op: format!("{op2} (after {op} refused `lowerdir+`: {e})"),
+                        source: e2.into(),
+                    }
+                })?;
+            }
+            Err((op, e)) => return Err(fail(op, e)),
         }
-        fsconfig_set_string(&fs, "upperdir", &upper).map_err(|e| fail("fsconfig upperdir", e))?;
-        fsconfig_set_string(&fs, "workdir", &work).map_err(|e| fail("fsconfig workdir", e))?;
-        if !rustix::process::geteuid().is_root() {
-            fsconfig_set_flag(&fs, "userxattr").map_err(|e| fail("fsconfig userxattr", e))?;
-        }
-        fsconfig_create(&fs).map_err(|e| fail("fsconfig create", e))?;
-        let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-            .map_err(|e| fail("fsmount", e))?;
-        move_mount(
-            &mnt,
-            "",
-            rustix::fs::CWD,
-            &merged,
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-        .map_err(|e| fail("move_mount", e))?;
         Ok(OverlayMount {
             merged,
             upper,
             work,
             mounted: true,
         })
+    }
+}
+
+/// A failed mount step: the operation and the error.
+type MountFailure = (&'static str, Errno);
+
+#[cfg(test)]
+thread_local! {
+    /// Tests force the pre-6.8 path with this (the kernel here has `lowerdir+`).
+    pub(crate) static FORCE_LEGACY_MOUNT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The new mount API, one `lowerdir+` per layer (Linux 6.8): no limit on the number of layers;
+/// each path is one `fsconfig` value, at most 256 bytes.
+fn mount_lowerdir_plus(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+    userxattr: bool,
+) -> Result<(), MountFailure> {
+    #[cfg(test)]
+    if FORCE_LEGACY_MOUNT.with(|f| f.get()) {
+        return Err(("fsconfig lowerdir+ (forced by a test)", Errno::INVAL));
+    }
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| ("fsopen", e))?;
+    // overlayfs.rst "Multiple lower layers": the first lowerdir is the top-most.
+    for l in lowers {
+        fsconfig_set_string(&fs, "lowerdir+", l).map_err(|e| ("fsconfig lowerdir+", e))?;
+    }
+    fsconfig_set_string(&fs, "upperdir", upper).map_err(|e| ("fsconfig upperdir", e))?;
+    fsconfig_set_string(&fs, "workdir", work).map_err(|e| ("fsconfig workdir", e))?;
+    if userxattr {
+        fsconfig_set_flag(&fs, "userxattr").map_err(|e| ("fsconfig userxattr", e))?;
+    }
+    fsconfig_create(&fs).map_err(|e| ("fsconfig create", e))?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| ("fsmount", e))?;
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        merged,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| ("move_mount", e))
+}
+
+/// The classic `mount(2)` with `lowerdir=a:b:c`, for kernels before 6.8.
+///
+/// All options travel in one string that the kernel caps at a page (4 KiB; `fsconfig` would
+/// cap each value at 256 bytes, too small for a few layers, so this is `mount(2)`). Absolute
+/// store paths (~100 bytes a layer) would overflow it at about 40 layers, and a path with
+/// `:`, `,` or `\` would need overlayfs's escaping. So every directory is opened `O_PATH`
+/// and named by its descriptor number, relative to `/proc/self/fd` as the working directory
+/// of a helper thread that unshared its filesystem context (`unshare(CLONE_FS)`: the process's
+/// own cwd is untouched, its descriptor table is shared): `lowerdir=12:11:10,upperdir=13,...`.
+/// Digits need no escaping, and even overlayfs's maximum of 500 layers fits in the page. The
+/// kernel resolves each name when it parses the options, so the descriptors may be closed
+/// once `mount` returns. (The mount's options in /proc/self/mountinfo show those numbers.)
+fn mount_legacy(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+    userxattr: bool,
+) -> Result<(), MountFailure> {
+    use rustix::fs::{open, Mode, OFlags};
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let dir = |p: &Path| -> Result<OwnedFd, MountFailure> {
+        open(
+            p,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ("open layer directory", e))
+    };
+    let lower_fds = lowers
+        .iter()
+        .map(|l| dir(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (upper_fd, work_fd, merged_fd) = (dir(upper)?, dir(work)?, dir(merged)?);
+    let num = |fd: &OwnedFd| fd.as_raw_fd().to_string();
+    let mut data = String::from("lowerdir=");
+    data.push_str(&lower_fds.iter().map(num).collect::<Vec<_>>().join(":"));
+    data.push_str(&format!(
+        ",upperdir={},workdir={}",
+        num(&upper_fd),
+        num(&work_fd)
+    ));
+    if userxattr {
+        data.push_str(",userxattr");
+    }
+    // mount(2) copies at most one page of options; 4 KiB is the smallest page on Linux.
+    if data.len() >= 4096 {
+        return Err(("mount(2) options longer than a page", Errno::TOOBIG));
+    }
+    let data = std::ffi::CString::new(data).map_err(|_| ("mount(2) options", Errno::INVAL))?;
+    let target = num(&merged_fd);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: only CLONE_FS is unshared (cwd, root, umask); the descriptor table stays
+            // shared with every other thread.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }
+                .map_err(|e| ("unshare(CLONE_FS)", e))?;
+            rustix::process::chdir("/proc/self/fd").map_err(|e| ("chdir /proc/self/fd", e))?;
+            rustix::mount::mount(
+                "overlay",
+                target.as_str(),
+                "overlay",
+                rustix::mount::MountFlags::empty(),
+                data.as_c_str(),
+            )
+            .map_err(|e| ("mount(2) lowerdir=", e))
+        })
+        .join()
+        .unwrap_or(Err(("mount helper thread panicked", Errno::INVAL)))
+    })
+}
+
+/// The file in a layer's directory naming the xattr namespace of its overlay metadata.
+const XATTRS_FILE: &str = "overlay_xattrs";
+
+/// `user` for layers unpacked rootless (`user.overlay.*`, mounted with `userxattr`), `trusted`
+/// as root.
+fn xattr_form(rootless: bool) -> &'static str {
+    if rootless {
+        "user"
+    } else {
+        "trusted"
     }
 }
 
