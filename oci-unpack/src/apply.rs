@@ -6,7 +6,8 @@
 //!   as `umoci unpack` does.
 //! - [`Form::Overlay`]: the layer goes alone into an empty directory and whiteouts become what
 //!   overlayfs reads (a 0/0 character device, the `overlay.opaque` xattr), as containerd's
-//!   overlay snapshotter stores them.
+//!   overlay snapshotter stores them; where mknod is refused, a whiteout is a regular file
+//!   with the `overlay.whiteout` xattr (Linux 6.7).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -766,18 +767,29 @@ impl<'a> Applier<'a> {
                 }
                 let dirfd = self.parent(name, parent)?;
                 let dir = dirfd.as_fd();
-                // overlayfs.rst "whiteouts and opaque directories": a whiteout is a character
-                // device with device number 0/0.
-                rfs::mknodat(
-                    dir,
-                    os(hidden),
-                    FileType::CharacterDevice,
-                    Mode::empty(),
-                    rfs::makedev(0, 0),
-                )
-                .map_err(|e| self.failed(name, "mknod whiteout", e))?;
                 self.whited_out.insert(key);
-                Ok(())
+                let pfd =
+                    open_dir_at(dir, ".").map_err(|e| self.failed(name, "open directory", e))?;
+                let opaque = format!("{xattr_prefix}opaque");
+                let mark = get_xattr(pfd.as_fd(), None, &opaque)
+                    .map_err(|e| self.failed(name, format!("getxattr {opaque}"), e))?;
+                if mark.as_deref() == Some(b"y") {
+                    // overlayfs.rst: "An opaque directory should not contain any whiteouts":
+                    // it hides what is below without them, and readdir of a directory no lower
+                    // layer merges with lists them.
+                    return Ok(());
+                }
+                // overlayfs.rst "whiteouts and opaque directories": a whiteout is a character
+                // device with device number 0/0. Since Linux 5.8 an unprivileged user may make
+                // that one device, so this is the form for rootless stores too; where mknod is
+                // still refused (an older kernel, a seccomp profile) the xattr form follows.
+                match mknod_whiteout(dir, hidden) {
+                    Ok(()) => Ok(()),
+                    Err(Errno::PERM) => {
+                        self.xattr_whiteout(name, pfd.as_fd(), mark, hidden, xattr_prefix)
+                    }
+                    Err(e) => Err(self.failed(name, "mknod whiteout", e)),
+                }
             }
         }
     }
@@ -842,8 +854,65 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// overlayfs.rst (Linux 6.7): a whiteout may also be a zero-size regular file with the
+    /// `overlay.whiteout` xattr, in a directory whose `overlay.opaque` xattr is `x` ("holds
+    /// xattr whiteouts", which overlayfs reads only then, to keep readdir cheap; `y`, a truly
+    /// opaque directory, hides the lower entries anyway and is kept). The kernel documentation
+    /// earlier named that mark `overlay.whiteouts`; released kernels read `opaque=x`.
+    fn xattr_whiteout(
+        &self,
+        name: &[u8],
+        dir: BorrowedFd<'_>,
+        mark: Option<Vec<u8>>,
+        hidden: &[u8],
+        prefix: &str,
+    ) -> Result<()> {
+        let opaque = format!("{prefix}opaque");
+        let fd = rfs::openat(
+            dir,
+            os(hidden),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| self.failed(name, "create whiteout", e))?;
+        let key = format!("{prefix}whiteout");
+        rfs::fsetxattr(&fd, key.as_str(), b"y", rfs::XattrFlags::empty())
+            .map_err(|e| self.failed(name, format!("setxattr {key}"), e))?;
+        if mark.is_none() {
+            rfs::fsetxattr(dir, opaque.as_str(), b"x", rfs::XattrFlags::empty())
+                .map_err(|e| self.failed(name, format!("setxattr {opaque}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the directory `fd` (open for reading) opaque. Whiteouts made in it earlier go
+    /// (overlayfs.rst: "An opaque directory should not contain any whiteouts"): it hides what
+    /// is below without them, and overlayfs lists them when no lower layer has the directory,
+    /// or shows xattr whiteouts as empty files.
     fn set_opaque(&self, name: &[u8], fd: BorrowedFd<'_>, prefix: &str) -> Result<()> {
         let key = format!("{prefix}opaque");
+        let whiteout = format!("{prefix}whiteout");
+        let r = (|| -> io::Result<()> {
+            for child in list_dir(fd)? {
+                let st = match rfs::statat(fd, os(&child), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let is_whiteout = match FileType::from_raw_mode(st.st_mode) {
+                    FileType::CharacterDevice => st.st_rdev == 0,
+                    FileType::RegularFile => {
+                        st.st_size == 0 && get_xattr(fd, Some(&child), &whiteout)?.is_some()
+                    }
+                    _ => false,
+                };
+                if is_whiteout {
+                    rfs::unlinkat(fd, os(&child), AtFlags::empty())?;
+                }
+            }
+            Ok(())
+        })();
+        r.map_err(|e| self.failed(name, "remove whiteouts of an opaque directory", e))?;
         rfs::fsetxattr(fd, key.as_str(), b"y", rfs::XattrFlags::empty())
             .map_err(|e| self.failed(name, format!("setxattr {key}"), e))
     }
@@ -921,6 +990,39 @@ pub(crate) fn apply_deferred_modes(root: &Root, mut deferred: DeferredModes) -> 
         }
     }
     Ok(())
+}
+
+/// The xattr `key` of the directory `dir` itself, or of `child` in it (not followed); `None`
+/// if it is not set.
+fn get_xattr(dir: BorrowedFd<'_>, child: Option<&[u8]>, key: &str) -> io::Result<Option<Vec<u8>>> {
+    let mut v = [0u8; 64];
+    let r = match child {
+        None => rfs::fgetxattr(dir, key, &mut v),
+        Some(c) => rfs::lgetxattr(proc_path(dir, c), key, &mut v),
+    };
+    match r {
+        Ok(n) => Ok(Some(v[..n].to_vec())),
+        Err(Errno::NODATA) => Ok(None),
+        // Longer than any value this crate writes: set by someone else, but set.
+        Err(Errno::RANGE) => Ok(Some(Vec::new())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `mknod NAME c 0 0` in `dir`.
+fn mknod_whiteout(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<()> {
+    // Tests force the xattr form, which this kernel would not need, from a child process.
+    #[cfg(test)]
+    if std::env::var_os("OCI_UNPACK_TEST_XATTR_WHITEOUTS").is_some() {
+        return Err(Errno::PERM);
+    }
+    rfs::mknodat(
+        dir,
+        os(name),
+        FileType::CharacterDevice,
+        Mode::empty(),
+        rfs::makedev(0, 0),
+    )
 }
 
 fn times(t: Timespec) -> Timestamps {

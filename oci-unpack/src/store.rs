@@ -7,6 +7,8 @@
 //! <store>/lock                         flock(2) taken while refs change
 //! <store>/layers/<chain hex>/diff/     the layer's files, whiteouts as overlayfs reads them
 //! <store>/layers/<chain hex>/diff_id   the layer's diff_id
+//! <store>/layers/<chain hex>/overlay_xattrs  `trusted` (unpacked as root) or `user` (rootless):
+//!                                      where its opaque and whiteout xattrs are
 //! <store>/layers/<chain hex>/refs/<owner>
 //! <store>/owners/<owner>               the chain IDs an owner holds, one per line
 //! <store>/tmp/                         private directories of unpacks in progress

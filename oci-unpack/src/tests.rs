@@ -28,7 +28,10 @@ fn layers() -> Vec<Vec<u8>> {
         .whiteout("etc/.wh.gone")
         .file("etc/new", b"n", 0o600)
         .dir("data/", 0o700)
+        // Whiteouts in a directory that is (or becomes) opaque hide nothing more.
+        .whiteout("data/.wh.old")
         .whiteout("data/.wh..wh..opq")
+        .whiteout("data/.wh.sub")
         .file("data/fresh", b"f", 0o644)
         .whiteout(".wh.dir")
         .hardlink("etc/new2", "etc/new");
@@ -135,4 +138,191 @@ fn legacy_mount_of_many_layers_under_a_long_path() {
         ls.push(t.bytes());
     }
     mount_both_ways(&ls, &deep, false);
+}
+
+const NOBODY: u32 = 65534;
+const LAYOUT_ENV: &str = "OCI_UNPACK_TEST_LAYOUT";
+const STORE_ENV: &str = "OCI_UNPACK_TEST_STORE";
+const FLAT_ENV: &str = "OCI_UNPACK_TEST_FLAT";
+const CTR_ENV: &str = "OCI_UNPACK_TEST_CTR";
+const XWHITEOUT_ENV: &str = "OCI_UNPACK_TEST_XATTR_WHITEOUTS";
+
+fn env(k: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os(k).map(Into::into)
+}
+
+fn chain_of(
+    layout: &Path,
+) -> (
+    oci_image::Layout,
+    oci_image::Image,
+    Vec<oci_image::spec::image::Digest>,
+) {
+    let layout = oci_image::Layout::open(layout).unwrap();
+    let image = layout.resolve("latest", None).unwrap();
+    let diff_ids: Vec<_> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chain = crate::chain_ids(&diff_ids);
+    (layout, image, chain)
+}
+
+/// As nobody: the image into a layer store and a flat rootfs.
+#[test]
+#[ignore = "run by rootless_store_* as an unprivileged user"]
+fn rootless_store_child() {
+    let (Some(layout), Some(store), Some(flat)) = (env(LAYOUT_ENV), env(STORE_ENV), env(FLAT_ENV))
+    else {
+        return;
+    };
+    assert!(!rustix::process::geteuid().is_root());
+    let (layout, image, chain) = chain_of(&layout);
+    let store = LayerStore::open(store).unwrap();
+    assert_eq!(
+        store
+            .prepare(&Unpacker::new(), &layout, &image, "img")
+            .unwrap(),
+        chain
+    );
+    Unpacker::new().unpack(&layout, &image, flat).unwrap();
+}
+
+/// As root of a user namespace owned by nobody: the overlay of the rootless store.
+#[test]
+#[ignore = "run by rootless_store_* in an unprivileged user namespace"]
+fn rootless_mount_child() {
+    let (Some(layout), Some(store), Some(flat), Some(ctr)) =
+        (env(LAYOUT_ENV), env(STORE_ENV), env(FLAT_ENV), env(CTR_ENV))
+    else {
+        return;
+    };
+    let (_, _, chain) = chain_of(&layout);
+    let store = LayerStore::open(store).unwrap();
+    let mount = store.mount(&chain, ctr).unwrap();
+    assert!(mount_options(mount.merged()).contains("userxattr"));
+    // Owners differ (nobody is root in here), everything else is the flat unpack's.
+    assert_same_tree(mount.merged(), &flat, false);
+    mount.unmount().unwrap();
+}
+
+fn run_child(mut cmd: std::process::Command, test: &str, envs: &[(&str, &Path)], xwhiteout: bool) {
+    cmd.args([
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    if xwhiteout {
+        cmd.env(XWHITEOUT_ENV, "1");
+    }
+    let out = cmd.output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && log.contains("1 passed"),
+        "{test} failed:\n{log}"
+    );
+}
+
+/// A rootless layer store, for real: unpacked by nobody, mounted by nobody in a user namespace
+/// and by root, both with `userxattr`, showing the flat unpack's tree.
+fn rootless_store(xwhiteout: bool) {
+    use std::os::unix::process::CommandExt;
+    let w = workdir();
+    let layout = w.path().join("layout");
+    let (_, _) = image(&layout, &layers(), Comp::Gzip);
+    let ok = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{NOBODY}:{NOBODY}"))
+        .arg(w.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (store_dir, flat) = (w.path().join("store"), w.path().join("flat"));
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.uid(NOBODY).gid(NOBODY);
+    let envs = [
+        (LAYOUT_ENV, layout.as_path()),
+        (STORE_ENV, &store_dir),
+        (FLAT_ENV, &flat),
+    ];
+    run_child(cmd, "tests::rootless_store_child", &envs, xwhiteout);
+
+    let (_, _, chain) = chain_of(&layout);
+    let store = LayerStore::open(&store_dir).unwrap();
+    let top = snapshot(&store.diff_path(&chain[1]));
+    let x = |p: &str, k: &str| top[p].xattrs.get(k).cloned();
+    if xwhiteout {
+        // overlayfs.rst: a zero-size regular file with overlay.whiteout, in a directory
+        // marked opaque=x; the root of the layer too.
+        for p in ["etc/gone", "dir"] {
+            assert_eq!(top[p].kind, 'f', "{p}");
+            assert_eq!(
+                top[p].sha256,
+                Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"")))
+            );
+            assert_eq!(x(p, "user.overlay.whiteout"), Some(b"y".to_vec()), "{p}");
+        }
+        assert_eq!(x("etc", "user.overlay.opaque"), Some(b"x".to_vec()));
+        // In the opaque directory, overlayfs would show them as files: there are none.
+        assert!(!top.contains_key("data/old") && !top.contains_key("data/sub"));
+        assert_eq!(
+            xattrs(&store.diff_path(&chain[1])).get("user.overlay.opaque"),
+            Some(&b"x".to_vec())
+        );
+    } else {
+        // Linux >= 5.8 lets anyone make the 0/0 whiteout device.
+        assert_eq!((top["etc/gone"].kind, top["etc/gone"].rdev), ('c', 0));
+        assert_eq!(x("etc", "user.overlay.opaque"), None);
+    }
+    assert_eq!(x("data", "user.overlay.opaque"), Some(b"y".to_vec()));
+    assert!(top
+        .values()
+        .all(|n| !n.xattrs.keys().any(|k| k.starts_with("trusted."))));
+    assert_eq!(
+        std::fs::read_to_string(
+            store_dir
+                .join("layers")
+                .join(format!("sha256-{}/overlay_xattrs", chain[1].digest()))
+        )
+        .unwrap(),
+        "user"
+    );
+
+    // nobody, in a user namespace of its own: mounts with userxattr.
+    let ctr = w.path().join("ctr-userns");
+    std::fs::create_dir(&ctr).unwrap();
+    std::os::unix::fs::chown(&ctr, Some(NOBODY), Some(NOBODY)).unwrap();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount"]).arg(&exe);
+    cmd.uid(NOBODY).gid(NOBODY);
+    let envs = [
+        (LAYOUT_ENV, layout.as_path()),
+        (STORE_ENV, &store_dir),
+        (FLAT_ENV, &flat),
+        (CTR_ENV, &ctr),
+    ];
+    run_child(cmd, "tests::rootless_mount_child", &envs, false);
+
+    // root, over the same layers: userxattr too, since that is where their metadata is.
+    let mount = store.mount(&chain, w.path().join("ctr-root")).unwrap();
+    assert!(mount_options(mount.merged()).contains("userxattr"));
+    assert_same_tree(mount.merged(), &flat, true);
+    mount.unmount().unwrap();
+}
+
+#[test]
+fn rootless_store_with_xattr_whiteouts() {
+    rootless_store(true);
+}
+
+#[test]
+fn rootless_store_with_device_whiteouts() {
+    rootless_store(false);
 }
