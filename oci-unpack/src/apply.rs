@@ -9,6 +9,7 @@
 //!   overlay snapshotter stores them; where mknod is refused, a whiteout is a regular file
 //!   with the `overlay.whiteout` xattr (Linux 6.7).
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -139,18 +140,33 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Applies every entry of the archive, then the pending directory metadata.
-    pub(crate) fn apply_archive<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<()> {
-        let tar_err = |e| Error::Tar {
+    fn tar_error(&self, e: io::Error) -> Error {
+        if e.get_ref().is_some_and(|i| i.is::<HeaderTooLarge>()) {
+            return self.limit("tar header bytes of one entry", MAX_HEADER_BYTES);
+        }
+        Error::Tar {
             digest: self.digest.clone(),
             source: e,
-        };
-        let entries = archive.entries().map_err(tar_err)?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| Error::Tar {
-                digest: self.digest.clone(),
-                source: e,
-            })?;
+        }
+    }
+
+    /// Applies every entry of the archive, then the pending directory metadata. `budget` is
+    /// the [`HeaderBudget`] of the archive's reader.
+    pub(crate) fn apply_archive<R: Read>(
+        &mut self,
+        archive: &mut tar::Archive<R>,
+        budget: &Cell<Option<u64>>,
+    ) -> Result<()> {
+        let mut entries = archive.entries().map_err(|e| self.tar_error(e))?;
+        loop {
+            // Everything the tar reader reads while finding the next entry is headers: PAX
+            // records and GNU long names, which it buffers whole, and sparse maps. (The data of
+            // the previous entry was read to its end below, so none of it is skipped here.)
+            budget.set(Some(MAX_HEADER_BYTES));
+            let next = entries.next();
+            budget.set(None);
+            let Some(entry) = next else { break };
+            let mut entry = entry.map_err(|e| self.tar_error(e))?;
             let n = self.counters.entries.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(max) = self.unpacker.limits.max_entries {
                 if n > max {
@@ -158,6 +174,9 @@ impl<'a> Applier<'a> {
                 }
             }
             self.apply_entry(&mut entry)?;
+            // What the entry kind ignores (data on a directory or a link): read here, not
+            // skipped under the header budget.
+            io::copy(&mut entry, &mut io::sink()).map_err(|e| self.tar_error(e))?;
             if let Some(cb) = &self.unpacker.progress {
                 cb(Progress {
                     bytes_read: self.counters.bytes_read.load(Ordering::Relaxed),
@@ -963,6 +982,54 @@ impl<'a> Applier<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The most the tar reader may read to find one entry: its headers, PAX extended header and
+/// GNU long name and link. The `tar` crate reads a PAX or GNU long-name header whole into
+/// memory, whatever size it declares; real ones hold a path (at most 4 KiB) and xattrs (64 KiB
+/// at most each on Linux), so a megabyte is generous, and a 1 GiB PAX header stops after 1 MiB.
+pub(crate) const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// The error a [`HeaderBudget`] reader returns when the budget is spent.
+#[derive(Debug)]
+struct HeaderTooLarge;
+
+impl std::fmt::Display for HeaderTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tar headers of one entry over {MAX_HEADER_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for HeaderTooLarge {}
+
+/// The archive's reader: while `left` is `Some`, reads count against it and fail once it is
+/// spent. The applier sets it around the tar reader's search for the next entry, so what is
+/// capped is exactly what the tar reader buffers, in step with its own parsing (a second parser
+/// of the stream could be led out of step by a crafted PAX `size`).
+pub(crate) struct HeaderBudget<'a, R> {
+    inner: R,
+    left: &'a Cell<Option<u64>>,
+}
+
+impl<'a, R> HeaderBudget<'a, R> {
+    pub(crate) fn new(inner: R, left: &'a Cell<Option<u64>>) -> Self {
+        Self { inner, left }
+    }
+}
+
+impl<R: Read> Read for HeaderBudget<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(left) = self.left.get() else {
+            return self.inner.read(buf);
+        };
+        if left == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, HeaderTooLarge));
+        }
+        let max = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left.set(Some(left - n as u64));
+        Ok(n)
     }
 }
 

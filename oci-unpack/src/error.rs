@@ -109,7 +109,8 @@ pub enum Error {
     LimitExceeded {
         /// The layer blob's digest.
         digest: Digest,
-        /// Which limit (`max_bytes`, `max_entries`, `max_depth`).
+        /// Which limit (`max_bytes`, `max_entries`, `max_depth`, or the fixed cap of 1 MiB on
+        /// the tar headers of one entry: PAX records and GNU long names are buffered whole).
         limit: &'static str,
         /// The cap.
         max: u64,

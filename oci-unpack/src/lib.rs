@@ -362,9 +362,10 @@ impl Unpacker {
             });
             let mut reader = stream::ChunkReader::new(rx);
             let applied = {
-                let mut archive = tar::Archive::new(&mut reader);
+                let budget = std::cell::Cell::new(None);
+                let mut archive = tar::Archive::new(apply::HeaderBudget::new(&mut reader, &budget));
                 let mut applier = Applier::new(self, counters, root, form, digest, deferred);
-                applier.apply_archive(&mut archive)
+                applier.apply_archive(&mut archive, &budget)
             };
             if applied.is_ok() {
                 reader.drain();

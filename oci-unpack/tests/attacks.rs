@@ -357,3 +357,88 @@ mod hostile_props {
         }
     }
 }
+
+/// A layer that is one extension header declaring `size` bytes, then that many bytes of `a`,
+/// generated as read (never held in memory by the test); counts what the unpacker reads.
+struct HugeHeader {
+    head: Vec<u8>,
+    pos: u64,
+    total: u64,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl HugeHeader {
+    fn new(kind: tar::EntryType, size: u64) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.as_old_mut().name[..9].copy_from_slice(b"././@Long");
+        h.set_mode(0o644);
+        h.set_size(size);
+        h.set_cksum();
+        HugeHeader {
+            head: h.as_bytes().to_vec(),
+            pos: 0,
+            total: 512 + size,
+            read: Default::default(),
+        }
+    }
+}
+
+impl std::io::Read for HugeHeader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.total - self.pos;
+        let n = (buf.len() as u64).min(left) as usize;
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = self.pos + i as u64;
+            *b = if at < 512 {
+                self.head[at as usize]
+            } else {
+                b'a'
+            };
+        }
+        self.pos += n as u64;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The `tar` crate reads a PAX extended header or a GNU long name/link whole into memory,
+/// whatever size it declares. A layer declaring 1 GiB of them stops after a megabyte with a
+/// limit error: never buffered, and the rest of the stream is not even read.
+#[test]
+fn huge_pax_and_gnu_long_name_headers_stop_early() {
+    use oci_image::spec::image::{DescriptorBuilder, MediaType};
+    for kind in [
+        tar::EntryType::XHeader,
+        tar::EntryType::GNULongName,
+        tar::EntryType::GNULongLink,
+    ] {
+        let w = workdir();
+        let blob = HugeHeader::new(kind, 1 << 30);
+        let read = blob.read.clone();
+        // The digest is never reached: the unpack stops long before the end of the blob.
+        let descriptor = DescriptorBuilder::default()
+            .media_type(MediaType::ImageLayer)
+            .digest(oci_image::sha256_digest(b"never checked"))
+            .size(blob.total)
+            .build()
+            .unwrap();
+        let root = w.path().join("rootfs");
+        std::fs::create_dir(&root).unwrap();
+        let start = std::time::Instant::now();
+        let e = Unpacker::new()
+            .apply_layer(&root, blob, &descriptor, None)
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::LimitExceeded { limit, .. } if limit.contains("header")),
+            "{kind:?}: {e}"
+        );
+        // What was read: the 1 MiB budget plus the decompression thread's read-ahead.
+        let n = read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 16 << 20, "{kind:?}: read {n} bytes");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+        assert_nothing_beside(w.path());
+    }
+}
