@@ -37,7 +37,7 @@ mod mounts;
 mod namespaces;
 mod process;
 mod rlimits;
-mod seccomp;
+pub mod seccomp;
 mod spawn;
 mod sync;
 mod sys;
@@ -64,6 +64,7 @@ pub struct Options {
     create_runtime: Option<Hook>,
     create_container: Option<Hook>,
     start_container: Option<Hook>,
+    id: Option<String>,
 }
 
 impl std::fmt::Debug for Options {
@@ -111,6 +112,13 @@ impl Options {
         f: impl FnMut(i32) -> std::result::Result<(), String> + Send + 'static,
     ) -> Options {
         self.create_container = Some(Box::new(f));
+        self
+    }
+
+    /// The container's id (runtime.md "State"), sent with the container process state to a
+    /// seccomp agent (config-linux.md "Seccomp", `listenerPath`).
+    pub fn id(mut self, id: impl Into<String>) -> Options {
+        self.id = Some(id.into());
         self
     }
 
@@ -321,7 +329,8 @@ impl Sandbox {
         let domainname = name(spec.domainname(), "domainname")?;
         let mounts = mounts::plan(spec, linux, &rootfs, options.bundle.as_deref())?;
         let devices = devices::plan(linux, ns.new_user(), mounts.dev_is_bind)?;
-        let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+        let (seccomp, mut notifier) =
+            seccomp::prepare(linux.seccomp().as_ref(), 3 + options.preserve_fds as i32)?;
         let process = process::plan(process, seccomp)?;
 
         let mut guard = Guard {
@@ -358,6 +367,7 @@ impl Sandbox {
             sync::pair(3 + options.preserve_fds as i32).map_err(Error::sys("socketpair", None))?;
         let mut keep_fds: Vec<i32> = (3..3 + options.preserve_fds as i32).collect();
         keep_fds.push(child_sock.as_raw_fd());
+        keep_fds.extend(notifier.as_ref().map(|n| n.child_fd()));
         keep_fds.extend(ns.joins.iter().map(|(_, fd)| fd.as_raw_fd()));
         keep_fds.extend(cgroup_procs.iter().map(|fd| fd.as_raw_fd()));
         keep_fds.sort_unstable();
@@ -383,6 +393,9 @@ impl Sandbox {
         }
         guard.pids.push(stage1);
         drop(child_sock);
+        if let Some(n) = notifier.as_mut() {
+            n.forked();
+        }
         let sock = parent_sock.as_raw_fd();
         let mut init = None;
         loop {
@@ -442,6 +455,9 @@ impl Sandbox {
             }
         }
         let pid = init.ok_or(Error::ChildVanished { stage: "create" })?;
+        if let Some(n) = notifier.take() {
+            n.forward(spec, options.id.as_deref(), options.bundle.as_deref(), pid)?;
+        }
         if let Some(adj) = plan.process.oom_score_adj {
             let p = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
             std::fs::write(&p, adj.to_string()).map_err(Error::sys("write", p))?;

@@ -206,10 +206,17 @@ fn finish_inner(p: &Plan, sock: c_int, preserve: u32) -> CResult<Never> {
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which the process may have
     // just dropped... so it goes in before the wait, as runc does; the profile must then allow
     // the few syscalls between here and execve (sendmsg/recvmsg, prctl, close_range, execve).
-    if !p.no_new_privs {
-        if let Some(s) = &p.seccomp {
-            crate::seccomp::install(s)?;
+    // A NOTIFY filter goes in here too, so that its listener reaches the runtime during create
+    // (seccomp.rs, "NOTIFY"); no_new_privs is then set first.
+    if let Some(s) = p
+        .seccomp
+        .as_ref()
+        .filter(|s| !p.no_new_privs || s.notifies())
+    {
+        if p.no_new_privs {
+            crate::seccomp::set_no_new_privs()?;
         }
+        crate::seccomp::install(s)?;
     }
     let mut chosen = None;
     let mut last_err = libc::ENOENT;
@@ -244,7 +251,7 @@ fn finish_inner(p: &Plan, sock: c_int, preserve: u32) -> CResult<Never> {
             Step::NoNewPrivs,
             0,
         )?;
-        if let Some(s) = &p.seccomp {
+        if let Some(s) = p.seccomp.as_ref().filter(|s| !s.notifies()) {
             crate::seccomp::install(s)?;
         }
     }
