@@ -64,6 +64,7 @@ pub struct Options {
     create_runtime: Option<Hook>,
     create_container: Option<Hook>,
     start_container: Option<Hook>,
+    exec_fifo: Option<PathBuf>,
     id: Option<String>,
 }
 
@@ -72,6 +73,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("preserve_fds", &self.preserve_fds)
             .field("bundle", &self.bundle)
+            .field("exec_fifo", &self.exec_fifo)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +114,32 @@ impl Options {
         f: impl FnMut(i32) -> std::result::Result<(), String> + Send + 'static,
     ) -> Options {
         self.create_container = Some(Box::new(f));
+        self
+    }
+
+    /// Starts the container through a FIFO instead of the sync socket, so that another
+    /// process can start it (runc's `exec.fifo`: `runc create` then `runc start`). The caller
+    /// makes the FIFO first (mkfifo(3), mode 0622 as runc does: the container's user must be
+    /// able to open it for writing). When set-up is done the container's init opens it for
+    /// writing, which blocks until a reader opens it, writes one byte and runs the user's
+    /// program. Starting is then: open the FIFO for reading and read that byte (or
+    /// [`Container::start`]); the startContainer hook is the caller's to run in that mode.
+    /// [`Container::detach`] lets the container outlive this process.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use oci_sandbox::{Options, Sandbox};
+    /// # let spec = oci_spec::runtime::Spec::default();
+    /// let fifo = std::ffi::CString::new("/run/demo/exec.fifo")?;
+    /// // SAFETY: plain mkfifo(3) of a NUL-terminated path.
+    /// assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o622) }, 0);
+    /// let c = Sandbox::create(&spec, "rootfs".as_ref(),
+    ///     Options::new().exec_fifo("/run/demo/exec.fifo"))?;
+    /// let pid = c.detach(); // later, from any process: read one byte from the fifo
+    /// # let _ = pid; Ok(()) }
+    /// ```
+    pub fn exec_fifo(mut self, path: impl Into<PathBuf>) -> Options {
+        self.exec_fifo = Some(path.into());
         self
     }
 
@@ -171,6 +199,7 @@ pub struct Container {
     cgroup: Option<Cgroup>,
     state: State,
     start_container: Option<Hook>,
+    exec_fifo: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Container {
@@ -363,11 +392,23 @@ impl Sandbox {
             }
             None => {}
         }
+        let min_fd = 3 + options.preserve_fds as i32;
         let (parent_sock, child_sock) =
-            sync::pair(3 + options.preserve_fds as i32).map_err(Error::sys("socketpair", None))?;
-        let mut keep_fds: Vec<i32> = (3..3 + options.preserve_fds as i32).collect();
+            sync::pair(min_fd).map_err(Error::sys("socketpair", None))?;
+        let fifo = options
+            .exec_fifo
+            .as_deref()
+            .map(|p| open_exec_fifo(p, min_fd))
+            .transpose()?;
+        let fifo_fd = fifo.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let mut keep_fds: Vec<i32> = (3..min_fd).collect();
         keep_fds.push(child_sock.as_raw_fd());
         keep_fds.extend(notifier.as_ref().map(|n| n.child_fd()));
+        if fifo_fd >= 0 {
+            keep_fds.push(fifo_fd);
+        }
+        let mut final_keep = keep_fds.clone();
+        final_keep.sort_unstable();
         keep_fds.extend(ns.joins.iter().map(|(_, fd)| fd.as_raw_fd()));
         keep_fds.extend(cgroup_procs.iter().map(|fd| fd.as_raw_fd()));
         keep_fds.sort_unstable();
@@ -380,8 +421,9 @@ impl Sandbox {
             domainname,
             cgroup_procs,
             sock: child_sock.as_raw_fd(),
-            preserve_fds: options.preserve_fds,
             keep_fds,
+            final_keep,
+            exec_fifo: fifo_fd,
         };
         let stage1 = spawn::raw_fork(0).map_err(|e| Error::Syscall {
             syscall: "clone",
@@ -470,7 +512,91 @@ impl Sandbox {
             cgroup,
             state: State::Created,
             start_container: options.start_container.take(),
+            exec_fifo: options.exec_fifo.take(),
         })
+    }
+}
+
+/// An `O_PATH` fd of the exec fifo at an fd number of at least `min_fd` (above the preserved
+/// fds), checked to be a FIFO.
+fn open_exec_fifo(path: &Path, min_fd: i32) -> Result<OwnedFd> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(Error::sys("open exec fifo", path.to_path_buf()))?;
+    let meta = f
+        .metadata()
+        .map_err(Error::sys("stat exec fifo", path.to_path_buf()))?;
+    if !meta.file_type().is_fifo() {
+        return Err(Error::Syscall {
+            syscall: "open exec fifo",
+            path: Some(path.to_path_buf()),
+            source: std::io::Error::other("not a FIFO"),
+        });
+    }
+    if f.as_raw_fd() >= min_fd {
+        return Ok(OwnedFd::from(f));
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd we own.
+    let moved = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min_fd) };
+    if moved < 0 {
+        return Err(Error::last_os("fcntl", path.to_path_buf()));
+    }
+    // SAFETY: `moved` is a fresh fd.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved) })
+}
+
+/// Reads the exec fifo's byte, or the init's error (or end-of-file) on the sync socket.
+fn read_exec_fifo(path: &Path, sock: i32) -> Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(Error::sys("open exec fifo", path.to_path_buf()))?;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: f.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sock,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: a valid array of two pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            if sys::errno() == libc::EINTR {
+                continue;
+            }
+            return Err(Error::last_os("poll", path.to_path_buf()));
+        }
+        if fds[0].revents != 0 {
+            let mut byte = [0u8; 1];
+            match f.read(&mut byte) {
+                Ok(1) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // A writer came and went without its byte: only the init writes.
+                Ok(_) => return Err(Error::ChildVanished { stage: "start" }),
+                Err(e) => return Err(Error::sys("read exec fifo", path.to_path_buf())(e)),
+            }
+        }
+        if fds[1].revents != 0 {
+            return match sync::recv(sock) {
+                Ok(Some(Msg::Error(e))) => Err(Error::Child {
+                    step: e.step.name(),
+                    detail: String::new(),
+                    source: std::io::Error::from_raw_os_error(e.errno),
+                }),
+                _ => Err(Error::ChildVanished { stage: "start" }),
+            };
+        }
     }
 }
 
@@ -505,11 +631,25 @@ impl Container {
             op: "start",
             state: "created",
         })?;
-        sync::send(sock.as_raw_fd(), Msg::Start).map_err(|e| Error::Syscall {
-            syscall: "send",
-            path: None,
-            source: std::io::Error::from_raw_os_error(e),
-        })?;
+        if let Some(fifo) = self.exec_fifo.clone() {
+            // The init is blocked opening the fifo for writing: opening it for reading
+            // releases it; its byte says it went past the open. Watched together with the
+            // sync socket, so that an init that died meanwhile is an error, not a hang.
+            if let Err(e) = read_exec_fifo(&fifo, sock.as_raw_fd()) {
+                if let Error::Child { .. } | Error::ChildVanished { .. } = e {
+                    // SAFETY: plain kill(2) of our own, not yet reaped, child.
+                    unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                    self.state = State::Stopped(reap(self.pid)?);
+                }
+                return Err(e);
+            }
+        } else {
+            sync::send(sock.as_raw_fd(), Msg::Start).map_err(|e| Error::Syscall {
+                syscall: "send",
+                path: None,
+                source: std::io::Error::from_raw_os_error(e),
+            })?;
+        }
         match sync::recv(sock.as_raw_fd()) {
             Ok(None) => {
                 self.state = State::Running;
@@ -526,6 +666,23 @@ impl Container {
             }
             Ok(Some(_)) | Err(_) => Err(Error::ChildVanished { stage: "start" }),
         }
+    }
+
+    /// Lets the container go on without this handle (runc's `create` exiting while the
+    /// container waits on its exec fifo): nothing is killed, the cgroup stays, and the init,
+    /// reparented when this process exits, keeps waiting for its start. Returns the init's
+    /// pid; reaping it (while this process lives) and removing the cgroup become the
+    /// caller's job.
+    pub fn detach(mut self) -> i32 {
+        let pid = self.pid;
+        self.sock = None;
+        self.start_container = None;
+        self.exec_fifo = None;
+        // The cgroup handle only records which directories to remove: dropping it without
+        // `remove` leaves them in place.
+        self.cgroup = None;
+        std::mem::forget(self);
+        pid
     }
 
     /// Waits for the container's init to exit and returns how it ended.

@@ -143,9 +143,11 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
 }
 
 /// Child, after pivot_root: everything about the process, then wait for start, then exec.
-/// Returns only on failure.
-pub(crate) fn finish(p: &Plan, sock: c_int, preserve: u32) -> ChildErrorNever {
-    match finish_inner(p, sock, preserve) {
+/// `keep` (sorted) are the fds that survive until execve: the preserved ones, the sync socket
+/// and the exec fifo (`-1` when the start comes through the sync socket). Returns only on
+/// failure.
+pub(crate) fn finish(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> ChildErrorNever {
+    match finish_inner(p, sock, keep, fifo) {
         Ok(never) => match never {},
         Err(e) => ChildErrorNever(e),
     }
@@ -155,14 +157,12 @@ pub(crate) struct ChildErrorNever(pub sys::ChildError);
 
 enum Never {}
 
-fn finish_inner(p: &Plan, sock: c_int, preserve: u32) -> CResult<Never> {
+fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<Never> {
     rlimits::apply(&p.rlimits)?;
-    // CVE-2024-21626: close every inherited fd but 0-2, the preserved ones and the sync socket
-    // *before* chdir, so that a cwd like /proc/self/fd/N cannot reach a host directory.
-    let first = 3 + preserve;
-    let s = sock as u32;
-    sys::close_range(first, s.saturating_sub(1), 0).map_err(|e| sys::fail(Step::CloseFds, 0, e))?;
-    sys::close_range(s + 1, u32::MAX, 0).map_err(|e| sys::fail(Step::CloseFds, 0, e))?;
+    // CVE-2024-21626: close every inherited fd but 0-2, the preserved ones, the sync socket
+    // and the exec fifo *before* chdir, so that a cwd like /proc/self/fd/N cannot reach a host
+    // directory (the fifo's fd is no directory: chdir through it fails).
+    sys::close_others(keep)?;
     // SAFETY: plain syscalls with buffers we own.
     unsafe {
         sys::check(libc::chdir(p.cwd.as_ptr()) as i64, Step::Chdir, 0)?;
@@ -187,13 +187,9 @@ fn finish_inner(p: &Plan, sock: c_int, preserve: u32) -> CResult<Never> {
             Step::Setuid,
             0,
         )?;
-        sys::check(
-            libc::setgroups(p.groups.len(), p.groups.as_ptr()) as i64,
-            Step::Setgroups,
-            0,
-        )?;
-        sys::check(libc::setresgid(p.gid, p.gid, p.gid) as i64, Step::Setgid, 0)?;
-        sys::check(libc::setresuid(p.uid, p.uid, p.uid) as i64, Step::Setuid, 0)?;
+        sys::check(sys::setgroups(&p.groups), Step::Setgroups, 0)?;
+        sys::check(sys::setresgid(p.gid), Step::Setgid, 0)?;
+        sys::check(sys::setresuid(p.uid), Step::Setuid, 0)?;
         sys::check(
             libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) as i64,
             Step::Setuid,
@@ -243,16 +239,25 @@ fn finish_inner(p: &Plan, sock: c_int, preserve: u32) -> CResult<Never> {
         return Err(sys::fail(Step::LookupExecutable, 0, last_err));
     };
     sync::send(sock, Msg::Ready).map_err(|e| sys::fail(Step::Sync, 0, e))?;
-    sync::expect(sock, Msg::Start, Step::Sync)?;
+    if fifo >= 0 {
+        // runc's exec fifo (runtime.md "Start" across processes): the open for writing blocks
+        // until a reader opens the fifo, which is the start signal. The parent may be gone by
+        // now, so the sync socket is not read any more; failures from here on also go to
+        // stderr.
+        wait_exec_fifo(fifo).inspect_err(|e| sys::report_stderr(*e))?;
+    } else {
+        sync::expect(sock, Msg::Start, Step::Sync)?;
+    }
     if p.no_new_privs {
         // SAFETY: plain prctl.
         sys::check(
             unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } as i64,
             Step::NoNewPrivs,
             0,
-        )?;
+        )
+        .inspect_err(|e| report_if(fifo, *e))?;
         if let Some(s) = p.seccomp.as_ref().filter(|s| !s.notifies()) {
-            crate::seccomp::install(s)?;
+            crate::seccomp::install(s).inspect_err(|e| report_if(fifo, *e))?;
         }
     }
     // SAFETY: argv/envp are NUL-terminated arrays of C strings prepared before fork; the sync
@@ -264,5 +269,35 @@ fn finish_inner(p: &Plan, sock: c_int, preserve: u32) -> CResult<Never> {
             p.envp.as_ptr(),
         )
     };
-    Err(sys::fail(Step::Exec, 0, sys::errno()))
+    let e = sys::fail(Step::Exec, 0, sys::errno());
+    report_if(fifo, e);
+    Err(e)
+}
+
+fn report_if(fifo: c_int, e: sys::ChildError) {
+    if fifo >= 0 {
+        sys::report_stderr(e);
+    }
+}
+
+/// Reopens the `O_PATH` fd of the fifo for writing through `/proc/self/fd/N` (this blocks
+/// until a reader opens it), writes one byte, and closes both fds before execve, as runc does
+/// (the O_PATH fd closed explicitly: CVE-2016-9962).
+fn wait_exec_fifo(fifo: c_int) -> CResult {
+    let path = sys::FdPath::new(fifo);
+    let w = loop {
+        // SAFETY: open(2) of a NUL-terminated path on the stack.
+        let w = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if w >= 0 {
+            break w;
+        }
+        let e = sys::errno();
+        if e != libc::EINTR {
+            return Err(sys::fail(Step::ExecFifo, 0, e));
+        }
+    };
+    let r = sys::write_all(w, b"0");
+    sys::close(w);
+    sys::close(fifo);
+    r.map_err(|e| sys::fail(Step::ExecFifo, 0, e))
 }

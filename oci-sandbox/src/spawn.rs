@@ -24,10 +24,16 @@ pub(crate) struct ChildPlan {
     pub domainname: Option<CString>,
     pub cgroup_procs: Vec<OwnedFd>,
     pub sock: c_int,
-    pub preserve_fds: u32,
     /// Every fd the child needs (sorted): anything else inherited from the (multithreaded)
     /// parent, such as another container's sync socket, is closed first thing after fork.
     pub keep_fds: Vec<c_int>,
+    /// The fds the user's program may inherit (0-2 aside): the preserved ones, plus the sync
+    /// socket and the exec fifo, which are close-on-exec (sorted).
+    pub final_keep: Vec<c_int>,
+    /// An `O_PATH` fd of the exec fifo (runc's exec.fifo), opened by the parent in the host's
+    /// mount namespace: once pivot_root is done the host path is out of reach, but the fd can
+    /// be reopened through `/proc/self/fd/N`. `-1` without one.
+    pub exec_fifo: c_int,
 }
 
 /// Forks like fork(2) but without glibc's atfork handlers; `flags` may add `CLONE_PARENT`.
@@ -61,23 +67,8 @@ pub(crate) fn stage1(p: &ChildPlan) -> ! {
     }
 }
 
-/// Closes every fd above 2 that is not in `keep` (sorted), without allocating.
-fn close_others(keep: &[c_int]) -> CResult {
-    let mut next: u32 = 3;
-    for &k in keep {
-        let k = k as u32;
-        if k >= next {
-            if k > next {
-                sys::close_range(next, k - 1, 0).map_err(|e| sys::fail(Step::CloseFds, 0, e))?;
-            }
-            next = k + 1;
-        }
-    }
-    sys::close_range(next, u32::MAX, 0).map_err(|e| sys::fail(Step::CloseFds, 0, e))
-}
-
 fn stage1_inner(p: &ChildPlan) -> CResult {
-    close_others(&p.keep_fds)?;
+    sys::close_others(&p.keep_fds)?;
     for (i, fd) in p.cgroup_procs.iter().enumerate() {
         // Writing 0 to cgroup.procs moves the writer; the init inherits the cgroup, and a new
         // cgroup namespace (unshared below) is rooted at it.
@@ -87,11 +78,8 @@ fn stage1_inner(p: &ChildPlan) -> CResult {
     if p.ns.new_user() {
         sync::send(p.sock, Msg::NeedIdMap).map_err(|e| sys::fail(Step::Sync, 0, e))?;
         sync::expect(p.sock, Msg::Continue, Step::IdMapWait)?;
-        // SAFETY: plain syscalls.
-        unsafe {
-            sys::check(libc::setresgid(0, 0, 0) as i64, Step::SetIdsRoot, 0)?;
-            sys::check(libc::setresuid(0, 0, 0) as i64, Step::SetIdsRoot, 0)?;
-        }
+        sys::check(sys::setresgid(0), Step::SetIdsRoot, 0)?;
+        sys::check(sys::setresuid(0), Step::SetIdsRoot, 0)?;
     }
     let pid = raw_fork(libc::CLONE_PARENT as libc::c_ulong)
         .map_err(|e| sys::fail(Step::CloneInit, 0, e))?;
@@ -140,5 +128,5 @@ fn init_inner(p: &ChildPlan) -> CResult<sys::ChildError> {
             )?;
         }
     }
-    Ok(process::finish(&p.process, p.sock, p.preserve_fds).0)
+    Ok(process::finish(&p.process, p.sock, &p.final_keep, p.exec_fifo).0)
 }

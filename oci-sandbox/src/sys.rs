@@ -53,12 +53,13 @@ pub(crate) enum Step {
     Sync,
     Personality,
     IoPriority,
+    ExecFifo,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 40] = [
+        const ALL: [Step; 41] = [
             CgroupJoin,
             Setns,
             Unshare,
@@ -99,6 +100,7 @@ impl Step {
             Sync,
             Personality,
             IoPriority,
+            ExecFifo,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -146,6 +148,7 @@ impl Step {
             Sync => "sync with parent",
             Personality => "personality",
             IoPriority => "ioprio_set",
+            ExecFifo => "open and write the exec fifo",
         }
     }
 }
@@ -340,6 +343,73 @@ pub(crate) fn close_range(first: c_uint, last: c_uint, flags: c_uint) -> Result<
     } else {
         Ok(())
     }
+}
+
+/// setresuid(2) as a raw syscall. glibc's wrapper (like setresgid and setgroups) runs
+/// `__nptl_setxid`, which signals every thread it believes exists and waits for each: in a
+/// child forked with a raw clone from a multithreaded parent, glibc's thread list still holds
+/// the parent's threads, and a thread caught being created or exiting at fork time makes it
+/// wait forever. The child has one thread, so the per-thread syscall is the whole story.
+pub(crate) fn setresuid(uid: u32) -> c_long {
+    // SAFETY: plain syscall.
+    unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }
+}
+
+/// setresgid(2) as a raw syscall: see [`setresuid`].
+pub(crate) fn setresgid(gid: u32) -> c_long {
+    // SAFETY: plain syscall.
+    unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }
+}
+
+/// setgroups(2) as a raw syscall: see [`setresuid`].
+pub(crate) fn setgroups(groups: &[libc::gid_t]) -> c_long {
+    // SAFETY: a valid slice of gids.
+    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }
+}
+
+/// Closes every fd above 2 that is not in `keep` (sorted), without allocating.
+pub(crate) fn close_others(keep: &[c_int]) -> CResult {
+    let mut next: u32 = 3;
+    for &k in keep {
+        let k = k as u32;
+        if k >= next {
+            if k > next {
+                close_range(next, k - 1, 0).map_err(|e| fail(Step::CloseFds, 0, e))?;
+            }
+            next = k + 1;
+        }
+    }
+    close_range(next, u32::MAX, 0).map_err(|e| fail(Step::CloseFds, 0, e))
+}
+
+/// Writes `oci-sandbox: <step> failed: errno N` to stderr, without allocating: once nobody
+/// listens on the sync socket (a detached container started through its exec fifo), stderr
+/// is the only place left to say why the container did not start.
+pub(crate) fn report_stderr(e: ChildError) {
+    let mut buf = [0u8; 160];
+    let mut len = 0;
+    let mut put = |b: &[u8]| {
+        let n = b.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&b[..n]);
+        len += n;
+    };
+    put(b"oci-sandbox: ");
+    put(e.step.name().as_bytes());
+    put(b" failed: errno ");
+    let mut digits = [0u8; 12];
+    let mut n = e.errno.unsigned_abs();
+    let mut d = 0;
+    loop {
+        digits[digits.len() - 1 - d] = b'0' + (n % 10) as u8;
+        d += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    put(&digits[digits.len() - d..]);
+    put(b"\n");
+    let _ = write_all(2, &buf[..len]);
 }
 
 /// Leaves the child without running any Rust or libc exit handlers.
