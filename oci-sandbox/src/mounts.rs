@@ -7,6 +7,7 @@
 //! resolution and mount is never followed (CVE-2021-30465), and a symlink inside the rootfs
 //! (absolute or `../..`) stays inside it (DESIGN.md "Invariants").
 
+use crate::cgroups;
 use crate::error::{Error, Result};
 use crate::sys::{
     self, CResult, FdPath, Step, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
@@ -195,6 +196,10 @@ pub(crate) struct MountPlan {
     remount: Option<c_ulong>,
     data: CString,
     propagation: Vec<c_ulong>,
+    /// Not a mount: a symlink at `dest` to this target, made in this parent directory.
+    symlink: Option<(CString, Dest)>,
+    /// Not a mount: `mount(MS_REMOUNT | flags)` of what is mounted at `dest`.
+    remount_only: bool,
 }
 
 /// Everything of the filesystem set-up, ready for the child.
@@ -364,7 +369,19 @@ fn cstr(s: impl Into<Vec<u8>>, field: &'static str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::invalid(field, "NUL byte"))
 }
 
-fn mount_plan(m: &oci_spec::runtime::Mount, bundle: Option<&Path>) -> Result<MountPlan> {
+/// What a `cgroup` mount needs to know about the container.
+struct CgroupCtx<'a> {
+    /// The container has a cgroup namespace of its own (or joins one).
+    cgroupns: bool,
+    /// `linux.cgroupsPath`; without it the container stays in the runtime's cgroups.
+    path: Option<&'a Path>,
+}
+
+fn mount_plan(
+    m: &oci_spec::runtime::Mount,
+    bundle: Option<&Path>,
+    cg: &CgroupCtx,
+) -> Result<Vec<MountPlan>> {
     if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
         return Err(Error::Unsupported {
             field: "mounts[].uidMappings",
@@ -420,9 +437,13 @@ fn mount_plan(m: &oci_spec::runtime::Mount, bundle: Option<&Path>) -> Result<Mou
         }
     }
     if typ == "cgroup" {
-        return Err(Error::Unsupported {
-            field: "mounts[].type (cgroup)",
-        });
+        if bind || !data.is_empty() {
+            return Err(Error::invalid(
+                "mounts[].options",
+                format!("{} is not a cgroup mount option", data.join(",")),
+            ));
+        }
+        return cgroup_mounts(m.destination(), flags, props, cg);
     }
     let (source, is_file) = if bind {
         let src = m
@@ -480,7 +501,7 @@ fn mount_plan(m: &oci_spec::runtime::Mount, bundle: Option<&Path>) -> Result<Mou
     } else {
         (flags, None)
     };
-    Ok(MountPlan {
+    Ok(vec![MountPlan {
         dest,
         is_file,
         bind,
@@ -490,7 +511,117 @@ fn mount_plan(m: &oci_spec::runtime::Mount, bundle: Option<&Path>) -> Result<Mou
         remount,
         data: cstr(data.join(","), "mounts[].options")?,
         propagation: props,
+        symlink: None,
+        remount_only: false,
+    }])
+}
+
+/// A plain (non-bind) mount of `fstype` at `dest`.
+fn fs_mount(
+    dest: &Path,
+    source: &str,
+    fstype: &str,
+    flags: c_ulong,
+    data: &str,
+) -> Result<MountPlan> {
+    Ok(MountPlan {
+        dest: Dest::new(dest, "mounts[].destination")?,
+        is_file: false,
+        bind: false,
+        source: cstr(source, "mounts[].source")?,
+        fstype: cstr(fstype, "mounts[].type")?,
+        flags,
+        remount: None,
+        data: cstr(data, "mounts[].options")?,
+        propagation: Vec::new(),
+        symlink: None,
+        remount_only: false,
     })
+}
+
+/// A recursive bind of the host directory `source` at `dest`, remounted with `flags`.
+fn bind_mount(dest: &Path, source: &Path, flags: c_ulong) -> Result<MountPlan> {
+    let mut m = fs_mount(dest, "", "", libc::MS_BIND | libc::MS_REC, "")?;
+    m.bind = true;
+    m.source = cstr(source.as_os_str().as_bytes(), "mounts[].source")?;
+    m.remount = (flags != 0).then_some(libc::MS_REMOUNT | libc::MS_BIND | flags);
+    Ok(m)
+}
+
+/// A mount of type `cgroup` (config.md "Mounts"; runc's default config mounts it at
+/// /sys/fs/cgroup), done as runc does. On a pure v2 host: cgroup2 with a cgroup namespace, or
+/// a bind of the container's cgroup. On a v1 (or hybrid) host: a tmpfs at the destination and,
+/// for each hierarchy (the cgroup2 `unified` one included), a directory named as on the host
+/// with that hierarchy mounted in it (with a cgroup namespace the kernel roots it at the
+/// container's cgroup) or the container's cgroup of it bound there; co-mounted controllers
+/// (`cpu,cpuacct`) get a symlink per name; `ro` makes the tmpfs read-only last.
+fn cgroup_mounts(
+    dest: &Path,
+    flags: c_ulong,
+    props: Vec<c_ulong>,
+    cg: &CgroupCtx,
+) -> Result<Vec<MountPlan>> {
+    let (hierarchies, v2) = cgroups::layout()?;
+    let host_dir = |h: &cgroups::Hierarchy| -> Result<std::path::PathBuf> {
+        let ctrls = h.controllers.as_deref();
+        match cg.path {
+            Some(p) => cgroups::resolve(&h.mount, ctrls, p),
+            None => {
+                let own = cgroups::own_cgroup(ctrls)?;
+                Ok(h.mount.join(own.strip_prefix("/").unwrap_or(&own)))
+            }
+        }
+    };
+    let one = |at: &Path, h: &cgroups::Hierarchy| -> Result<MountPlan> {
+        if cg.cgroupns {
+            match &h.controllers {
+                Some(c) => fs_mount(at, "cgroup", "cgroup", flags, &c.join(",")),
+                None => fs_mount(at, "cgroup2", "cgroup2", flags, ""),
+            }
+        } else {
+            bind_mount(at, &host_dir(h)?, flags)
+        }
+    };
+    if v2 {
+        let h = hierarchies
+            .iter()
+            .find(|h| h.controllers.is_none())
+            .ok_or_else(|| Error::invalid("mounts[].type", "the host mounts no cgroup2"))?;
+        let mut m = one(dest, h)?;
+        m.propagation = props;
+        return Ok(vec![m]);
+    }
+    let mut tmpfs = fs_mount(dest, "tmpfs", "tmpfs", flags & !libc::MS_RDONLY, "mode=755")?;
+    tmpfs.propagation = props;
+    let mut out = vec![tmpfs];
+    let mut seen = Vec::new();
+    for h in &hierarchies {
+        let Some(name) = h.mount.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // The same hierarchy mounted twice on the host appears once.
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        out.push(one(&dest.join(name), h)?);
+        if h.controllers.is_some() && name.contains(',') {
+            for link in name.split(',') {
+                let mut m = fs_mount(&dest.join(link), "", "", 0, "")?;
+                m.symlink = Some((
+                    cstr(name, "mounts[].destination")?,
+                    Dest::new(dest, "mounts[].destination")?,
+                ));
+                out.push(m);
+            }
+        }
+    }
+    if flags & libc::MS_RDONLY != 0 {
+        let mut m = fs_mount(dest, "", "", libc::MS_REMOUNT | flags, "")?;
+        m.remount_only = true;
+        out.push(m);
+    }
+    Ok(out)
 }
 
 /// Checks that `key` is a sysctl the container's own namespaces isolate (config-linux.md
@@ -548,13 +679,18 @@ pub(crate) fn plan(
             ))
         }
     };
-    let mounts = spec
-        .mounts()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|m| mount_plan(m, bundle))
-        .collect::<Result<Vec<_>>>()?;
+    let cg = CgroupCtx {
+        cgroupns: linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Cgroup),
+        path: linux.cgroups_path().as_deref(),
+    };
+    let mut mounts = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        mounts.extend(mount_plan(m, bundle, &cg)?);
+    }
     let dev_is_bind = mounts
         .iter()
         .any(|m| m.bind && m.dest.display.trim_end_matches('/') == "/dev");
@@ -672,6 +808,25 @@ fn remount_at(target: *const libc::c_char, fd: c_int, flags: c_ulong) -> Result<
 /// Child: the config's mounts, in order (config.md "Mounts": in the listed order).
 pub(crate) fn mount_all(plan: &Plan, rootfd: c_int) -> CResult {
     for (i, m) in plan.mounts.iter().enumerate() {
+        if let Some((target, parent)) = &m.symlink {
+            let dir = resolve(rootfd, parent, Create::Dir, Step::MountDest, i)?;
+            let (_, name) = m.dest.split_last();
+            // SAFETY: symlinkat(2) with NUL-terminated strings prepared before fork.
+            let r = unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) };
+            let e = sys::errno();
+            sys::close(dir);
+            if r < 0 && e != libc::EEXIST {
+                return Err(sys::fail(Step::Mount, i, e));
+            }
+            continue;
+        }
+        if m.remount_only {
+            let fd = resolve(rootfd, &m.dest, Create::No, Step::MountDest, i)?;
+            let r = remount(fd, m.flags);
+            sys::close(fd);
+            r.map_err(|e| sys::fail(Step::MountRemount, i, e))?;
+            continue;
+        }
         let create = if m.is_file { Create::File } else { Create::Dir };
         let fd = resolve(rootfd, &m.dest, create, Step::MountDest, i)?;
         let target = FdPath::new(fd);

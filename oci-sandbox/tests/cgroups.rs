@@ -153,3 +153,69 @@ fn v2_hugetlb_for_real_on_the_unified_mount() {
     cg.remove().unwrap();
     assert!(!dir.exists());
 }
+
+/// runc's default `cgroup` mount at /sys/fs/cgroup.
+fn with_cgroup_mount(v: &mut serde_json::Value, cgroupns: bool) {
+    v["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+    }));
+    if cgroupns {
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
+    }
+}
+
+const CGROUP_SCRIPT: &str = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes > /out/limit; \
+    ls /sys/fs/cgroup > /out/ls; cat /sys/fs/cgroup/pids/pids.max > /out/pids; \
+    cat /sys/fs/cgroup/memory/cgroup.procs > /out/procs; \
+    test -f /sys/fs/cgroup/unified/cgroup.procs && echo yes > /out/unified; \
+    (echo 1 > /sys/fs/cgroup/pids/pids.max) 2> /dev/null || echo denied > /out/ro; \
+    (mkdir /sys/fs/cgroup/x) 2> /dev/null || echo denied > /out/rotmpfs; \
+    grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo > /out/mnt; true";
+
+fn check_cgroup_mount(f: &Fixture, cgroupns: bool) {
+    let mut v = f.spec_json(CGROUP_SCRIPT);
+    with_cgroup_mount(&mut v, cgroupns);
+    v["linux"]["cgroupsPath"] = json!(format!("/{}", common::unique("cgmnt")));
+    v["linux"]["resources"] = json!({"memory": {"limit": 50331648}, "pids": {"limit": 33}});
+    assert_eq!(f.run(&v), ExitStatus::Exited(0));
+    assert_eq!(f.out("limit").trim(), "50331648");
+    assert_eq!(f.out("pids").trim(), "33");
+    let ls: Vec<String> = f.out("ls").split_whitespace().map(String::from).collect();
+    for name in ["memory", "pids", "cpu", "freezer", "systemd", "unified"] {
+        assert!(ls.contains(&name.to_string()), "{name} in {ls:?}");
+    }
+    assert_eq!(f.out("unified").trim(), "yes");
+    // The container's own cgroup: only its processes (the shell and cat) are listed.
+    let procs = f.out("procs");
+    assert!(!procs.is_empty() && procs.lines().count() <= 3, "{procs}");
+    assert_eq!(f.out("ro").trim(), "denied", "hierarchy mounted read-only");
+    assert_eq!(
+        f.out("rotmpfs").trim(),
+        "denied",
+        "tmpfs remounted read-only"
+    );
+    let mnt = f.out("mnt");
+    assert!(mnt.contains(" ro,"), "{mnt}");
+    // With a cgroup namespace the hierarchy is mounted (its root is the container's cgroup);
+    // without, the container's cgroup directory is bound (its root is the host path).
+    let root = mnt.split_whitespace().nth(3).unwrap().to_string();
+    if cgroupns {
+        assert_eq!(root, "/", "{mnt}");
+    } else {
+        assert!(root.starts_with("/ocisb-cgmnt-"), "{mnt}");
+    }
+}
+
+#[test]
+fn cgroup_mount_with_a_cgroup_namespace() {
+    check_cgroup_mount(&Fixture::new("cgmntns"), true);
+}
+
+#[test]
+fn cgroup_mount_without_a_cgroup_namespace_binds_the_container_cgroup() {
+    check_cgroup_mount(&Fixture::new("cgmntbind"), false);
+}

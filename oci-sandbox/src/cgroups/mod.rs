@@ -82,6 +82,17 @@ pub(crate) fn hierarchies() -> Result<Vec<Hierarchy>> {
     Ok(out)
 }
 
+/// The host's hierarchies, and whether it is a pure cgroup v2 host (cgroup2 at
+/// `/sys/fs/cgroup`, or no v1 hierarchy at all) rather than a v1 or hybrid one.
+pub(crate) fn layout() -> Result<(Vec<Hierarchy>, bool)> {
+    let hs = hierarchies()?;
+    let root_is_v2 = hs
+        .iter()
+        .any(|h| h.controllers.is_none() && h.mount == Path::new("/sys/fs/cgroup"));
+    let v2 = root_is_v2 || !hs.iter().any(|h| h.controllers.is_some());
+    Ok((hs, v2))
+}
+
 /// The runtime's own cgroup in a hierarchy (from /proc/self/cgroup).
 pub(crate) fn own_cgroup(controllers: Option<&[String]>) -> Result<PathBuf> {
     let p = Path::new("/proc/self/cgroup");
@@ -198,11 +209,8 @@ impl Cgroup {
     /// # Ok(()) }
     /// ```
     pub fn create(path: &Path, resources: Option<&LinuxResources>) -> Result<Cgroup> {
-        let hs = hierarchies()?;
-        let root_is_v2 = hs
-            .iter()
-            .any(|h| h.controllers.is_none() && h.mount == Path::new("/sys/fs/cgroup"));
-        if root_is_v2 || !hs.iter().any(|h| h.controllers.is_some()) {
+        let (hs, is_v2) = layout()?;
+        if is_v2 {
             let mount = hs
                 .iter()
                 .find(|h| h.controllers.is_none())
