@@ -30,6 +30,7 @@
 
 mod caps;
 pub mod cgroups;
+mod console;
 mod devices;
 mod error;
 mod lsm;
@@ -66,6 +67,7 @@ pub struct Options {
     start_container: Option<Hook>,
     exec_fifo: Option<PathBuf>,
     id: Option<String>,
+    no_pivot: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -74,6 +76,7 @@ impl std::fmt::Debug for Options {
             .field("preserve_fds", &self.preserve_fds)
             .field("bundle", &self.bundle)
             .field("exec_fifo", &self.exec_fifo)
+            .field("no_pivot", &self.no_pivot)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +153,14 @@ impl Options {
         self
     }
 
+    /// Moves the rootfs onto `/` (MS_MOVE) and chroots into it instead of pivot_root (runc's
+    /// `--no-pivot`), for a rootfs on a filesystem where pivot_root(2) fails, such as an
+    /// initramfs. Less isolating: the host's mounts stay under the chroot.
+    pub fn no_pivot(mut self, yes: bool) -> Options {
+        self.no_pivot = yes;
+        self
+    }
+
     /// Called by [`Container::start`] before the user's program runs (config.md
     /// "StartContainer Hooks").
     pub fn on_start_container(
@@ -200,6 +211,7 @@ pub struct Container {
     state: State,
     start_container: Option<Hook>,
     exec_fifo: Option<PathBuf>,
+    console: Option<OwnedFd>,
 }
 
 impl std::fmt::Debug for Container {
@@ -259,6 +271,10 @@ fn child_detail(p: &spawn::ChildPlan, e: &sys::ChildError) -> String {
             .candidates
             .first()
             .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Step::Console => console::STAGES
+            .get(i)
+            .map(|s| s.to_string())
             .unwrap_or_default(),
         Step::Rlimit
         | Step::Seccomp
@@ -356,7 +372,8 @@ impl Sandbox {
         };
         let hostname = name(spec.hostname(), "hostname")?;
         let domainname = name(spec.domainname(), "domainname")?;
-        let mounts = mounts::plan(spec, linux, &rootfs, options.bundle.as_deref())?;
+        let mut mounts = mounts::plan(spec, linux, &rootfs, options.bundle.as_deref())?;
+        mounts.no_pivot = options.no_pivot;
         let devices = devices::plan(linux, ns.new_user(), mounts.dev_is_bind)?;
         let (seccomp, mut notifier) =
             seccomp::prepare(linux.seccomp().as_ref(), 3 + options.preserve_fds as i32)?;
@@ -440,8 +457,9 @@ impl Sandbox {
         }
         let sock = parent_sock.as_raw_fd();
         let mut init = None;
+        let mut console = None;
         loop {
-            let msg = sync::recv(sock).map_err(|e| Error::Syscall {
+            let (msg, fd) = sync::recv_with_fd(sock).map_err(|e| Error::Syscall {
                 syscall: "recv",
                 path: None,
                 source: std::io::Error::from_raw_os_error(e),
@@ -479,6 +497,7 @@ impl Sandbox {
                     }
                     reply(Msg::Continue)?;
                 }
+                Some(Msg::Console) if fd.is_some() => console = fd,
                 Some(Msg::Ready) => break,
                 Some(Msg::Error(e)) => {
                     return Err(Error::Child {
@@ -513,6 +532,7 @@ impl Sandbox {
             state: State::Created,
             start_container: options.start_container.take(),
             exec_fifo: options.exec_fifo.take(),
+            console,
         })
     }
 }
@@ -678,11 +698,19 @@ impl Container {
         self.sock = None;
         self.start_container = None;
         self.exec_fifo = None;
+        self.console = None;
         // The cgroup handle only records which directories to remove: dropping it without
         // `remove` leaves them in place.
         self.cgroup = None;
         std::mem::forget(self);
         pid
+    }
+
+    /// The pty master of a container whose `process.terminal` is true (once: the caller
+    /// sends it to runc's `--console-socket`, or proxies it). What the container writes to
+    /// its stdout is read from it, what is written to it is the container's stdin.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
     }
 
     /// Waits for the container's init to exit and returns how it ended.

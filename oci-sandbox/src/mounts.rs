@@ -214,6 +214,8 @@ pub(crate) struct Plan {
     readonly_root: bool,
     /// Whether /dev is a bind mount (then no default devices are created, as runc does).
     pub dev_is_bind: bool,
+    /// MS_MOVE the rootfs onto / and chroot instead of pivot_root (runc's `--no-pivot`).
+    pub no_pivot: bool,
 }
 
 struct Flag {
@@ -740,6 +742,7 @@ pub(crate) fn plan(
             .and_then(|r| r.readonly())
             .unwrap_or(false),
         dev_is_bind,
+        no_pivot: false,
     })
 }
 
@@ -956,6 +959,25 @@ fn mask_with(plan: &Plan, rootfd: c_int, null_fd: c_int) -> CResult {
 /// which needs no directory for it inside the rootfs.
 pub(crate) fn pivot(plan: &Plan, rootfd: c_int) -> CResult {
     let e = |errno| sys::fail(Step::PivotRoot, 0, errno);
+    if plan.no_pivot {
+        // runc's msMoveRoot: for a rootfs where pivot_root(2) fails (an initramfs root).
+        // The host's mounts stay in the namespace under the chroot, so a process with
+        // CAP_SYS_CHROOT could reach them: the caller asked for it knowingly.
+        // SAFETY: plain syscalls on an fd we own and static strings.
+        unsafe {
+            if libc::fchdir(rootfd) < 0 {
+                return Err(e(sys::errno()));
+            }
+        }
+        sys::mount(c".".as_ptr(), c"/".as_ptr(), NULL, libc::MS_MOVE, NULL).map_err(e)?;
+        // SAFETY: as above.
+        unsafe {
+            if libc::chroot(c".".as_ptr()) < 0 || libc::chdir(c"/".as_ptr()) < 0 {
+                return Err(e(sys::errno()));
+            }
+        }
+        return Ok(());
+    }
     let old = sys::openat2(
         libc::AT_FDCWD,
         c"/",
@@ -998,7 +1020,11 @@ pub(crate) fn pivot(plan: &Plan, rootfd: c_int) -> CResult {
         Ok(())
     })();
     sys::close(old);
-    result?;
+    result
+}
+
+/// Child, after pivot_root (and after /dev/console is in place): config.md "Root" readonly.
+pub(crate) fn readonly_root(plan: &Plan) -> CResult {
     if plan.readonly_root {
         let root = sys::openat2(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0, 0)
             .map_err(|e| sys::fail(Step::ReadonlyRoot, 0, e))?;

@@ -32,6 +32,9 @@ pub(crate) struct Plan {
     pub rlimits: rlimits::Plan,
     pub seccomp: Option<Arc<Compiled>>,
     pub oom_score_adj: Option<i32>,
+    /// `process.terminal`: a pty is made (see `console`).
+    pub terminal: bool,
+    pub console_size: Option<libc::winsize>,
 }
 
 fn cstr(s: &str, field: &'static str) -> Result<CString> {
@@ -46,16 +49,17 @@ fn ptrs(v: &[CString]) -> Vec<*const c_char> {
 }
 
 pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> {
-    if p.terminal().unwrap_or(false) {
-        return Err(Error::Unsupported {
-            field: "process.terminal",
+    let terminal = p.terminal().unwrap_or(false);
+    // config.md "Process": consoleSize is ignored without a terminal.
+    let console_size = p
+        .console_size()
+        .filter(|_| terminal)
+        .map(|b| libc::winsize {
+            ws_row: u16::try_from(b.height()).unwrap_or(u16::MAX),
+            ws_col: u16::try_from(b.width()).unwrap_or(u16::MAX),
+            ws_xpixel: 0,
+            ws_ypixel: 0,
         });
-    }
-    if p.console_size().is_some() {
-        return Err(Error::Unsupported {
-            field: "process.consoleSize",
-        });
-    }
     if p.scheduler().is_some() {
         return Err(Error::Unsupported {
             field: "process.scheduler",
@@ -139,6 +143,8 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
         rlimits: rlimits::plan(p.rlimits().as_deref().unwrap_or_default())?,
         seccomp,
         oom_score_adj: p.oom_score_adj(),
+        terminal,
+        console_size,
     })
 }
 

@@ -111,6 +111,11 @@ fn init_inner(p: &ChildPlan) -> CResult<sys::ChildError> {
     mounts::mask_and_protect(&p.mounts, rootfd)?;
     mounts::pivot(&p.mounts, rootfd)?;
     sys::close(rootfd);
+    if p.process.terminal {
+        // Before the read-only root: /dev/console may need creating.
+        crate::console::setup(p.process.console_size.as_ref(), p.sock)?;
+    }
+    mounts::readonly_root(&p.mounts)?;
     // SAFETY: plain syscalls with buffers prepared before fork.
     unsafe {
         if let Some(h) = &p.hostname {

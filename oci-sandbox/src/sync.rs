@@ -24,6 +24,8 @@ pub(crate) enum Msg {
     Continue,
     /// parent → child: run the user's program.
     Start,
+    /// child → parent: the pty master of `process.terminal`, attached with SCM_RIGHTS.
+    Console,
 }
 
 impl Msg {
@@ -36,6 +38,7 @@ impl Msg {
             Msg::Error(e) => (5, e.step as u32, e.index, e.errno),
             Msg::Continue => (6, 0, 0, 0),
             Msg::Start => (7, 0, 0, 0),
+            Msg::Console => (8, 0, 0, 0),
         };
         let mut out = [0u8; 16];
         out[0..4].copy_from_slice(&k.to_ne_bytes());
@@ -59,6 +62,7 @@ impl Msg {
             }),
             6 => Msg::Continue,
             7 => Msg::Start,
+            8 => Msg::Console,
             _ => return None,
         })
     }
@@ -80,6 +84,92 @@ pub(crate) fn send(fd: c_int, msg: Msg) -> Result<(), i32> {
         } else {
             Err(libc::EIO)
         };
+    }
+}
+
+/// Room for one `cmsghdr` carrying one fd (CMSG_SPACE(4) is 24 on 64-bit Linux), aligned.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 32]);
+
+/// Sends one message with `fd` attached (SCM_RIGHTS); usable in the child (no allocation).
+pub(crate) fn send_fd(sock: c_int, msg: Msg, fd: c_int) -> Result<(), i32> {
+    let buf = msg.encode();
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut cmsg = CmsgBuf([0; 32]);
+    // SAFETY: msghdr is plain data; every pointer in it refers to the buffers above, which
+    // outlive the call; the CMSG_* macros stay inside `cmsg` (CMSG_SPACE(4) <= 32).
+    unsafe {
+        let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
+        let mut mh: libc::msghdr = std::mem::zeroed();
+        mh.msg_iov = &mut iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cmsg.0.as_mut_ptr().cast();
+        mh.msg_controllen = space.min(cmsg.0.len()) as _;
+        let c = libc::CMSG_FIRSTHDR(&mh);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<c_int>(), fd);
+        loop {
+            let r = libc::sendmsg(sock, &mh, libc::MSG_NOSIGNAL);
+            if r < 0 && sys::errno() == libc::EINTR {
+                continue;
+            }
+            return if r == buf.len() as isize {
+                Ok(())
+            } else if r < 0 {
+                Err(sys::errno())
+            } else {
+                Err(libc::EIO)
+            };
+        }
+    }
+}
+
+/// Parent side: receives one message and the fd attached to it, if any (close-on-exec).
+pub(crate) fn recv_with_fd(sock: c_int) -> Result<(Option<Msg>, Option<OwnedFd>), i32> {
+    let mut buf = [0u8; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cmsg = CmsgBuf([0; 32]);
+    // SAFETY: as in `send_fd`; the kernel writes at most msg_controllen bytes of control data.
+    unsafe {
+        let mut mh: libc::msghdr = std::mem::zeroed();
+        mh.msg_iov = &mut iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cmsg.0.as_mut_ptr().cast();
+        mh.msg_controllen = cmsg.0.len() as _;
+        let r = loop {
+            let r = libc::recvmsg(sock, &mut mh, libc::MSG_CMSG_CLOEXEC);
+            if r < 0 && sys::errno() == libc::EINTR {
+                continue;
+            }
+            break r;
+        };
+        if r < 0 {
+            return Err(sys::errno());
+        }
+        let mut fd = None;
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<c_int>());
+                fd = Some(OwnedFd::from_raw_fd(raw));
+            }
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+        if r == 0 {
+            return Ok((None, fd));
+        }
+        if r != 16 {
+            return Err(libc::EPROTO);
+        }
+        Ok((Some(Msg::decode(&buf).ok_or(libc::EPROTO)?), fd))
     }
 }
 

@@ -54,12 +54,13 @@ pub(crate) enum Step {
     Personality,
     IoPriority,
     ExecFifo,
+    Console,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 41] = [
+        const ALL: [Step; 42] = [
             CgroupJoin,
             Setns,
             Unshare,
@@ -101,6 +102,7 @@ impl Step {
             Personality,
             IoPriority,
             ExecFifo,
+            Console,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -149,6 +151,7 @@ impl Step {
             Personality => "personality",
             IoPriority => "ioprio_set",
             ExecFifo => "open and write the exec fifo",
+            Console => "set up the console (process.terminal)",
         }
     }
 }

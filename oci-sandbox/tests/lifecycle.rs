@@ -124,3 +124,92 @@ fn exec_fifo_must_be_a_fifo() {
         .unwrap_err();
     assert!(err.to_string().contains("FIFO"), "{err}");
 }
+
+/// Reads the pty master until the slave side is gone (EIO) or EOF.
+fn read_console(master: std::os::fd::OwnedFd) -> String {
+    let mut f = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+            Err(e) => panic!("read console: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn terminal_gives_a_pty_whose_master_reads_the_output() {
+    let f = Fixture::new("tty");
+    let mut v = f.spec_json(
+        "tty; stty size; echo hello-from-the-pty; \
+         test -c /dev/console && echo console-ok; \
+         grep ' /dev/console ' /proc/self/mountinfo > /out/console; \
+         tty > /out/tty",
+    );
+    v["process"]["terminal"] = serde_json::json!(true);
+    v["process"]["consoleSize"] = serde_json::json!({"height": 31, "width": 97});
+    let mut c = f.create(&v, Options::new()).unwrap();
+    let master = c.take_console().expect("a pty master");
+    assert!(c.take_console().is_none(), "taken once");
+    c.start().unwrap();
+    let reader = std::thread::spawn(move || read_console(master));
+    assert_eq!(c.wait().unwrap(), ExitStatus::Exited(0));
+    let text = reader.join().unwrap();
+    c.delete().unwrap();
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(
+        lines,
+        ["/dev/pts/0", "31 97", "hello-from-the-pty", "console-ok"],
+        "{text:?}"
+    );
+    assert_eq!(f.out("tty").trim(), "/dev/pts/0");
+    // config-linux.md "/dev/console": the slave bound over /dev/console.
+    assert!(
+        f.out("console").contains(" /dev/console "),
+        "{}",
+        f.out("console")
+    );
+}
+
+#[test]
+fn without_terminal_there_is_no_console() {
+    let f = Fixture::new("notty");
+    let mut v = f.spec_json("true");
+    // Ignored without a terminal (config.md "Process").
+    v["process"]["consoleSize"] = serde_json::json!({"height": 31, "width": 97});
+    let mut c = f.create(&v, Options::new()).unwrap();
+    assert!(c.take_console().is_none());
+    c.start().unwrap();
+    assert_eq!(c.wait().unwrap(), ExitStatus::Exited(0));
+}
+
+#[test]
+fn no_pivot_moves_the_root_and_chroots() {
+    let f = Fixture::new("nopivot");
+    let v = f.spec_json(
+        "ls / > /out/ls; cat /proc/self/mountinfo > /out/mountinfo; hostname > /out/host",
+    );
+    let mut c = f.create(&v, Options::new().no_pivot(true)).unwrap();
+    c.start().unwrap();
+    assert_eq!(c.wait().unwrap(), ExitStatus::Exited(0));
+    c.delete().unwrap();
+    let ls = f.out("ls");
+    assert!(
+        ls.lines().any(|l| l == "bin") && ls.lines().any(|l| l == "out"),
+        "{ls}"
+    );
+    assert_eq!(f.out("host").trim(), "sandbox");
+    // The rootfs was moved onto "/" of the namespace: the mount at "/" is the rootfs bind
+    // (its root is the rootfs directory), and the host's mounts stay beneath it, out of sight.
+    let mi = f.out("mountinfo");
+    let root_line = mi
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / mount in {mi}"));
+    let root = root_line.split_whitespace().nth(3).unwrap();
+    assert!(root.ends_with("/rootfs"), "{root_line}");
+}

@@ -193,11 +193,11 @@ fn unsupported_settings_are_refused() {
         }
     ));
     let mut v = f.spec_json("true");
-    v["process"]["terminal"] = json!(true);
+    v["process"]["scheduler"] = json!({"policy": "SCHED_OTHER"});
     assert!(matches!(
         f.create(&v, Options::new()).unwrap_err(),
         Error::Unsupported {
-            field: "process.terminal"
+            field: "process.scheduler"
         }
     ));
     let mut v = f.spec_json("true");

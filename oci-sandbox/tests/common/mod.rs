@@ -42,6 +42,9 @@ const APPLETS: &[&str] = &[
     "test",
     "wc",
     "domainname",
+    "tty",
+    "stty",
+    "ps",
 ];
 
 pub struct Fixture {
