@@ -8,8 +8,14 @@
 //! `cgroupsPath` (config-linux.md "Cgroups Path"): an absolute path is relative to each
 //! hierarchy's root; a relative one is relative to the runtime's own cgroup in that hierarchy.
 
+mod stats;
 pub mod v1;
 pub mod v2;
+
+pub use stats::{
+    BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats,
+    Stats, Throttling,
+};
 
 use crate::error::{Error, Result};
 use oci_spec::runtime::LinuxResources;
@@ -91,6 +97,31 @@ pub(crate) fn layout() -> Result<(Vec<Hierarchy>, bool)> {
         .any(|h| h.controllers.is_none() && h.mount == Path::new("/sys/fs/cgroup"));
     let v2 = root_is_v2 || !hs.iter().any(|h| h.controllers.is_some());
     Ok((hs, v2))
+}
+
+/// The cgroup2 mount of a v2 host.
+fn v2_mount(hs: &[Hierarchy]) -> Result<PathBuf> {
+    hs.iter()
+        .find(|h| h.controllers.is_none())
+        .map(|h| h.mount.clone())
+        .ok_or_else(|| Error::invalid("linux.cgroupsPath", "the host mounts no cgroup filesystem"))
+}
+
+/// The absolute cgroupsPath that `path` resolves to in every hierarchy, if it is the same in
+/// all of them (always for an absolute path); otherwise `path` itself (a relative path on a
+/// host where the runtime's own cgroups differ between hierarchies).
+pub(crate) fn common_path(hs: &[Hierarchy], path: &Path) -> Result<PathBuf> {
+    let mut common: Option<PathBuf> = None;
+    for h in hs {
+        let dir = resolve(&h.mount, h.controllers.as_deref(), path)?;
+        let abs = Path::new("/").join(dir.strip_prefix(&h.mount).unwrap_or(&dir));
+        match &common {
+            None => common = Some(abs),
+            Some(c) if *c == abs => {}
+            Some(_) => return Ok(path.to_path_buf()),
+        }
+    }
+    Ok(common.unwrap_or_else(|| path.to_path_buf()))
 }
 
 /// The runtime's own cgroup in a hierarchy (from /proc/self/cgroup).
@@ -211,18 +242,91 @@ impl Cgroup {
     pub fn create(path: &Path, resources: Option<&LinuxResources>) -> Result<Cgroup> {
         let (hs, is_v2) = layout()?;
         if is_v2 {
-            let mount = hs
-                .iter()
-                .find(|h| h.controllers.is_none())
-                .map(|h| h.mount.clone())
-                .ok_or_else(|| {
-                    Error::invalid("linux.cgroupsPath", "the host mounts no cgroup filesystem")
-                })?;
+            let mount = v2_mount(&hs)?;
             let rel = resolve(&mount, None, path)?;
             let rel = rel.strip_prefix(&mount).unwrap_or(&rel).to_path_buf();
             Ok(Cgroup::V2(v2::Cgroup::create(&mount, &rel, resources)?))
         } else {
             Ok(Cgroup::V1(v1::Cgroup::create(&hs, path, resources)?))
+        }
+    }
+
+    /// Reopens an existing cgroup, made by [`Cgroup::create`] in this or another process,
+    /// from its [`Cgroup::path`]; nothing is created, and a missing directory is an error.
+    /// [`Cgroup::remove`] of a reopened cgroup removes its leaf directories only.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), oci_sandbox::Error> {
+    /// use oci_sandbox::cgroups::Cgroup;
+    /// let cg = Cgroup::open("/mycontainer".as_ref())?;
+    /// cg.kill_all()?;
+    /// cg.remove()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn open(path: &Path) -> Result<Cgroup> {
+        let (hs, is_v2) = layout()?;
+        if is_v2 {
+            let mount = v2_mount(&hs)?;
+            Ok(Cgroup::V2(v2::Cgroup::open_dir(resolve(
+                &mount, None, path,
+            )?)?))
+        } else {
+            Ok(Cgroup::V1(v1::Cgroup::open(&hs, path)?))
+        }
+    }
+
+    /// The cgroupsPath this cgroup lives at, absolute (`/process_api/abc/mytest`), for
+    /// [`Cgroup::open`] from another process. A relative cgroupsPath is resolved against the
+    /// runtime's own cgroup in each hierarchy (config-linux.md "Cgroups Path"); when those
+    /// differ between v1 hierarchies there is no one absolute path, and the relative path is
+    /// returned as given: reopening it then needs a process in the same cgroups.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Cgroup::V1(c) => c.path().to_path_buf(),
+            Cgroup::V2(c) => {
+                let mount = hierarchies()
+                    .ok()
+                    .and_then(|hs| hs.into_iter().find(|h| h.controllers.is_none()))
+                    .map(|h| h.mount)
+                    .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+                Path::new("/").join(c.dir().strip_prefix(&mount).unwrap_or(c.dir()))
+            }
+        }
+    }
+
+    /// Changes the limits of a live cgroup (runc update; config-linux.md "Control groups"):
+    /// what `resources` sets is written, what it leaves out is left as it is.
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.update(resources),
+            Cgroup::V2(c) => c.apply(resources),
+        }
+    }
+
+    /// Resource usage (runc events --stats): memory, CPU, pids, block I/O, huge pages.
+    pub fn stats(&self) -> Result<Stats> {
+        match self {
+            Cgroup::V1(c) => c.stats(),
+            Cgroup::V2(c) => {
+                let mut s = Stats::default();
+                stats::v2(c.dir(), &mut s)?;
+                Ok(s)
+            }
+        }
+    }
+
+    /// How many processes of the cgroup the OOM killer has killed (v1: memory.oom_control's
+    /// `oom_kill`; v2: memory.events' `oom_kill`).
+    pub fn oom_kill_count(&self) -> Result<u64> {
+        match self {
+            Cgroup::V1(c) => c.oom_kill_count(),
+            Cgroup::V2(c) => stats::keyed(c.dir(), "memory.events")?
+                .get("oom_kill")
+                .copied()
+                .ok_or_else(|| Error::Cgroup {
+                    path: c.dir().join("memory.events"),
+                    source: std::io::Error::other("no oom_kill counter"),
+                }),
         }
     }
 

@@ -13,6 +13,8 @@ pub struct Cgroup {
     dirs: Vec<(Vec<String>, PathBuf)>,
     created: Vec<PathBuf>,
     unified: Option<super::v2::Cgroup>,
+    /// See [`super::Cgroup::path`].
+    path: PathBuf,
 }
 
 impl Cgroup {
@@ -25,6 +27,7 @@ impl Cgroup {
             dirs: Vec::new(),
             created: Vec::new(),
             unified: None,
+            path: super::common_path(hs, path)?,
         };
         let result = (|| {
             for h in hs {
@@ -51,12 +54,7 @@ impl Cgroup {
             if let Some(h) = hs.iter().find(|h| h.controllers.is_none()) {
                 let dir = super::resolve(&h.mount, None, path)?;
                 let rel = dir.strip_prefix(&h.mount).unwrap_or(&dir).to_path_buf();
-                let unified_res = resources.map(|r| {
-                    let mut u = LinuxResources::default();
-                    u.set_hugepage_limits(r.hugepage_limits().clone());
-                    u.set_unified(r.unified().clone());
-                    u
-                });
+                let unified_res = resources.map(unified_part);
                 cg.unified = Some(super::v2::Cgroup::create(
                     &h.mount,
                     &rel,
@@ -75,6 +73,80 @@ impl Cgroup {
                 Err(e)
             }
         }
+    }
+
+    /// An existing cgroup (see [`super::Cgroup::open`]): every hierarchy's directory must
+    /// exist; `remove` takes only these leaf directories.
+    pub(crate) fn open(hs: &[Hierarchy], path: &Path) -> Result<Cgroup> {
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            created: Vec::new(),
+            unified: None,
+            path: super::common_path(hs, path)?,
+        };
+        for h in hs {
+            let dir = super::resolve(&h.mount, h.controllers.as_deref(), path)?;
+            if !dir.is_dir() {
+                return Err(Error::Cgroup {
+                    path: dir,
+                    source: std::io::Error::from_raw_os_error(libc::ENOENT),
+                });
+            }
+            match &h.controllers {
+                Some(ctrls) => {
+                    cg.created.push(dir.clone());
+                    cg.dirs.push((ctrls.clone(), dir));
+                }
+                None => cg.unified = Some(super::v2::Cgroup::open_dir(dir)?),
+            }
+        }
+        Ok(cg)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// runc update: writes what `r` sets, leaves the rest (the cgroup2 part included).
+    pub(crate) fn update(&self, r: &LinuxResources) -> Result<()> {
+        self.apply(r)?;
+        if let Some(u) = &self.unified {
+            u.apply(&unified_part(r))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn stats(&self) -> Result<super::Stats> {
+        use super::stats;
+        let mut s = super::Stats::default();
+        if let Some(d) = self.dir("memory") {
+            stats::v1_memory(d, &mut s.memory)?;
+        }
+        stats::v1_cpu(self.dir("cpuacct"), self.dir("cpu"), &mut s.cpu)?;
+        if let Some(d) = self.dir("pids") {
+            stats::pids(d, &mut s.pids)?;
+        }
+        if let Some(d) = self.dir("blkio") {
+            stats::v1_blkio(d, &mut s.blkio)?;
+        }
+        match (self.dir("hugetlb"), &self.unified) {
+            (Some(d), _) => stats::v1_hugetlb(d, &mut s.hugetlb)?,
+            (None, Some(u)) => stats::v2_hugetlb(u.dir(), &mut s.hugetlb)?,
+            (None, None) => {}
+        }
+        Ok(s)
+    }
+
+    /// memory.oom_control's `oom_kill` (kernel 4.13+).
+    pub(crate) fn oom_kill_count(&self) -> Result<u64> {
+        let d = self.dir_of("memory", "oom_kill_count (no memory hierarchy)")?;
+        super::stats::keyed(d, "memory.oom_control")?
+            .get("oom_kill")
+            .copied()
+            .ok_or_else(|| Error::Cgroup {
+                path: d.join("memory.oom_control"),
+                source: std::io::Error::other("no oom_kill counter"),
+            })
     }
 
     fn dir_of(&self, ctrl: &str, field: &'static str) -> Result<&Path> {
@@ -115,12 +187,32 @@ impl Cgroup {
             if let Some(h) = m.use_hierarchy() {
                 write(d, "memory.use_hierarchy", if h { "1" } else { "0" })?;
             }
+            // runtime-spec swap is memory+swap: memory.memsw.limit_in_bytes exactly. The
+            // kernel keeps limit <= memsw at every step, so when both change (runc update)
+            // a memsw that grows goes first and one that shrinks goes last.
+            let memsw_first = match m.swap() {
+                Some(s) => {
+                    let cur = read(d, "memory.memsw.limit_in_bytes")
+                        .ok()
+                        .and_then(|t| t.trim().parse::<i64>().ok());
+                    s < 0 || cur.is_some_and(|c| s > c)
+                }
+                None => false,
+            };
+            let swap = || -> Result<()> {
+                if let Some(s) = m.swap() {
+                    write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
+                }
+                Ok(())
+            };
+            if memsw_first {
+                swap()?;
+            }
             if let Some(l) = m.limit() {
                 write(d, "memory.limit_in_bytes", &l.to_string())?;
             }
-            if let Some(s) = m.swap() {
-                // runtime-spec swap is memory+swap: memory.memsw.limit_in_bytes exactly.
-                write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
+            if !memsw_first {
+                swap()?;
             }
             if let Some(l) = m.reservation() {
                 write(d, "memory.soft_limit_in_bytes", &l.to_string())?;
@@ -380,6 +472,14 @@ impl Cgroup {
         remove_recorded(&mut self.created)?;
         u
     }
+}
+
+/// What of `r` goes to the cgroup2 part of a hybrid host.
+fn unified_part(r: &LinuxResources) -> LinuxResources {
+    let mut u = LinuxResources::default();
+    u.set_hugepage_limits(r.hugepage_limits().clone());
+    u.set_unified(r.unified().clone());
+    u
 }
 
 fn device_rule(d: &LinuxDeviceCgroup) -> String {

@@ -332,3 +332,19 @@ fn needed_controllers(r: &LinuxResources) -> Vec<&'static str> {
     }
     v
 }
+
+impl Cgroup {
+    /// An existing cgroup directory, nothing created; `remove` takes only this directory.
+    pub(crate) fn open_dir(dir: PathBuf) -> Result<Cgroup> {
+        if !dir.is_dir() {
+            return Err(Error::Cgroup {
+                path: dir,
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        }
+        Ok(Cgroup {
+            created: vec![dir.clone()],
+            dir,
+        })
+    }
+}
