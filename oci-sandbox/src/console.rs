@@ -37,8 +37,10 @@ fn check(r: c_int, stage: usize) -> CResult<c_int> {
     }
 }
 
-/// Child: the whole console set-up. `size` is `process.consoleSize` as a winsize.
-pub(crate) fn setup(size: Option<&libc::winsize>, sock: c_int) -> CResult {
+/// Child: the whole console set-up. `size` is `process.consoleSize` as a winsize;
+/// `bind_console` is false for a process exec'd into a running container (runc exec makes no
+/// /dev/console either).
+pub(crate) fn setup(size: Option<&libc::winsize>, sock: c_int, bind_console: bool) -> CResult {
     let master = sys::openat2(
         libc::AT_FDCWD,
         c"/dev/ptmx",
@@ -47,12 +49,17 @@ pub(crate) fn setup(size: Option<&libc::winsize>, sock: c_int) -> CResult {
         sys::RESOLVE_NO_MAGICLINKS,
     )
     .map_err(fail(0))?;
-    let r = with_master(master, size, sock);
+    let r = with_master(master, size, sock, bind_console);
     sys::close(master);
     r
 }
 
-fn with_master(master: c_int, size: Option<&libc::winsize>, sock: c_int) -> CResult {
+fn with_master(
+    master: c_int,
+    size: Option<&libc::winsize>,
+    sock: c_int,
+    bind_console: bool,
+) -> CResult {
     let unlock: c_int = 0;
     // SAFETY: ioctls on an fd we own, with pointers to live locals.
     unsafe {
@@ -71,14 +78,20 @@ fn with_master(master: c_int, size: Option<&libc::winsize>, sock: c_int) -> CRes
         },
         2,
     )?;
-    let r = with_slave(master, slave, size, sock);
+    let r = with_slave(master, slave, size, sock, bind_console);
     if slave > 2 {
         sys::close(slave);
     }
     r
 }
 
-fn with_slave(master: c_int, slave: c_int, size: Option<&libc::winsize>, sock: c_int) -> CResult {
+fn with_slave(
+    master: c_int,
+    slave: c_int,
+    size: Option<&libc::winsize>,
+    sock: c_int,
+    bind_console: bool,
+) -> CResult {
     if let Some(ws) = size {
         // SAFETY: ioctl with a pointer to a winsize prepared before fork.
         check(
@@ -86,7 +99,9 @@ fn with_slave(master: c_int, slave: c_int, size: Option<&libc::winsize>, sock: c
             3,
         )?;
     }
-    bind_console(slave)?;
+    if bind_console {
+        bind_at_dev_console(slave)?;
+    }
     sync::send_fd(sock, Msg::Console, master).map_err(fail(6))?;
     // SAFETY: plain syscalls on fds we own.
     unsafe {
@@ -103,7 +118,7 @@ fn with_slave(master: c_int, slave: c_int, size: Option<&libc::winsize>, sock: c
 
 /// config-linux.md "/dev/console": a bind mount of the slave over a file at /dev/console
 /// (created if missing), both named by fds, so that no symlink in /dev is followed.
-fn bind_console(slave: c_int) -> CResult {
+fn bind_at_dev_console(slave: c_int) -> CResult {
     let dev = sys::openat2(
         libc::AT_FDCWD,
         c"/dev",

@@ -33,6 +33,7 @@ pub mod cgroups;
 mod console;
 mod devices;
 mod error;
+mod exec;
 mod lsm;
 mod mounts;
 mod namespaces;
@@ -44,6 +45,7 @@ mod sync;
 mod sys;
 
 pub use error::{Error, Result};
+pub use exec::{Exec, ExecOptions};
 pub use oci_spec::runtime::Spec;
 
 use cgroups::Cgroup;
@@ -265,23 +267,34 @@ fn child_detail(p: &spawn::ChildPlan, e: &sys::ChildError) -> String {
             .get(i)
             .map(|d| d.display.clone())
             .unwrap_or_default(),
-        Step::Chdir | Step::CwdOutsideRoot => p.process.cwd.to_string_lossy().into_owned(),
-        Step::LookupExecutable | Step::Exec => p
-            .process
-            .candidates
-            .first()
-            .map(|c| c.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        Step::Console => console::STAGES
-            .get(i)
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
+        Step::Chdir
+        | Step::CwdOutsideRoot
+        | Step::LookupExecutable
+        | Step::Exec
+        | Step::Console => process_detail(&p.process, e),
         Step::Rlimit
         | Step::Seccomp
         | Step::CapBounding
         | Step::CapAmbient
         | Step::Setns
         | Step::CgroupJoin => format!("#{i}"),
+        _ => String::new(),
+    }
+}
+
+/// What a failed step of the process set-up (shared by create and exec) acted on.
+fn process_detail(p: &process::Plan, e: &sys::ChildError) -> String {
+    match e.step {
+        Step::Chdir | Step::CwdOutsideRoot => p.cwd.to_string_lossy().into_owned(),
+        Step::LookupExecutable | Step::Exec => p
+            .candidates
+            .first()
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Step::Console => console::STAGES
+            .get(e.index as usize)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -307,6 +320,32 @@ impl Drop for Guard {
             let _ = c.remove_in_place();
         }
     }
+}
+
+/// A message the parent did not expect at this point of the sync protocol.
+fn unexpected(m: Msg) -> Error {
+    Error::Syscall {
+        syscall: "recv",
+        path: None,
+        source: std::io::Error::other(format!("unexpected message {m:?}")),
+    }
+}
+
+/// Opens the `cgroup.procs` files for writing before fork: the child joins by writing "0".
+fn open_procs(files: &[PathBuf]) -> Result<Vec<OwnedFd>> {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(f)
+                .map(OwnedFd::from)
+                .map_err(|source| Error::Cgroup {
+                    path: f.clone(),
+                    source,
+                })
+        })
+        .collect()
 }
 
 fn reap(pid: i32) -> Result<ExitStatus> {
@@ -388,18 +427,8 @@ impl Sandbox {
         match linux.cgroups_path() {
             Some(path) => {
                 let cg = Cgroup::create(path, resources)?;
-                for f in cg.procs_files() {
-                    let file =
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .open(&f)
-                            .map_err(|source| Error::Cgroup {
-                                path: f.clone(),
-                                source,
-                            })?;
-                    cgroup_procs.push(OwnedFd::from(file));
-                }
                 guard.cgroup = Some(cg);
+                cgroup_procs = open_procs(&guard.cgroup.as_ref().unwrap().procs_files())?;
             }
             None if resources.is_some_and(|r| r != &Default::default()) => {
                 return Err(Error::invalid(
@@ -506,13 +535,7 @@ impl Sandbox {
                         source: std::io::Error::from_raw_os_error(e.errno),
                     });
                 }
-                Some(other) => {
-                    return Err(Error::Syscall {
-                        syscall: "recv",
-                        path: None,
-                        source: std::io::Error::other(format!("unexpected message {other:?}")),
-                    })
-                }
+                Some(other) => return Err(unexpected(other)),
             }
         }
         let pid = init.ok_or(Error::ChildVanished { stage: "create" })?;

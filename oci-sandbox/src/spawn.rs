@@ -113,7 +113,7 @@ fn init_inner(p: &ChildPlan) -> CResult<sys::ChildError> {
     sys::close(rootfd);
     if p.process.terminal {
         // Before the read-only root: /dev/console may need creating.
-        crate::console::setup(p.process.console_size.as_ref(), p.sock)?;
+        crate::console::setup(p.process.console_size.as_ref(), p.sock, true)?;
     }
     mounts::readonly_root(&p.mounts)?;
     // SAFETY: plain syscalls with buffers prepared before fork.

@@ -125,22 +125,6 @@ fn exec_fifo_must_be_a_fifo() {
     assert!(err.to_string().contains("FIFO"), "{err}");
 }
 
-/// Reads the pty master until the slave side is gone (EIO) or EOF.
-fn read_console(master: std::os::fd::OwnedFd) -> String {
-    let mut f = std::fs::File::from(master);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
-            Err(e) => panic!("read console: {e}"),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn terminal_gives_a_pty_whose_master_reads_the_output() {
     let f = Fixture::new("tty");
@@ -156,7 +140,7 @@ fn terminal_gives_a_pty_whose_master_reads_the_output() {
     let master = c.take_console().expect("a pty master");
     assert!(c.take_console().is_none(), "taken once");
     c.start().unwrap();
-    let reader = std::thread::spawn(move || read_console(master));
+    let reader = std::thread::spawn(move || common::read_console(master));
     assert_eq!(c.wait().unwrap(), ExitStatus::Exited(0));
     let text = reader.join().unwrap();
     c.delete().unwrap();

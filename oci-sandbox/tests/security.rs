@@ -1,17 +1,9 @@
 //! Each security invariant, attacked.
 mod common;
 
-use common::{path_str, Fixture};
+use common::{leak_fd, path_str, Fixture};
 use oci_sandbox::{Error, ExitStatus, Options};
 use serde_json::json;
-use std::os::fd::AsRawFd;
-
-/// Leaks a non-CLOEXEC fd of `path` at fd number `at` in this (test) process.
-fn leak_fd(path: &str, at: i32) {
-    let f = std::fs::File::open(path).unwrap();
-    // SAFETY: dup2 onto a number no other test uses; deliberately without O_CLOEXEC.
-    assert_eq!(unsafe { libc::dup2(f.as_raw_fd(), at) }, at);
-}
 
 #[test]
 fn no_fd_reaches_the_container_cve_2024_21626() {

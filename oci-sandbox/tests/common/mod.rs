@@ -141,3 +141,28 @@ pub fn status_field(status: &str, key: &str) -> String {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Leaks a non-CLOEXEC fd of `path` at fd number `at` in this (test) process.
+pub fn leak_fd(path: &str, at: i32) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: dup2 onto a number no other test uses; deliberately without O_CLOEXEC.
+    assert_eq!(unsafe { libc::dup2(f.as_raw_fd(), at) }, at);
+}
+
+/// Reads a pty master until the slave side is gone (EIO) or EOF.
+pub fn read_console(master: std::os::fd::OwnedFd) -> String {
+    use std::io::Read;
+    let mut f = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+            Err(e) => panic!("read console: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
