@@ -426,9 +426,9 @@ impl Sandbox {
         let mut cgroup_procs = Vec::new();
         match linux.cgroups_path() {
             Some(path) => {
-                let cg = Cgroup::create(path, resources)?;
-                guard.cgroup = Some(cg);
-                cgroup_procs = open_procs(&guard.cgroup.as_ref().unwrap().procs_files())?;
+                // In the guard first: a failure below removes it.
+                let cg = guard.cgroup.insert(Cgroup::create(path, resources)?);
+                cgroup_procs = open_procs(&cg.procs_files())?;
             }
             None if resources.is_some_and(|r| r != &Default::default()) => {
                 return Err(Error::invalid(
