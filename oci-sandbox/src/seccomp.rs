@@ -1,7 +1,7 @@
 //! Seccomp: config-linux.md "Seccomp" compiled to one classic-BPF program in pure Rust.
 //!
 //! # Why our own compiler
-//! The crate used to drive [seccompiler] (rust-vmm). Its filters have one on-match action per
+//! The crate used to drive `seccompiler` (rust-vmm). Its filters have one on-match action per
 //! filter, 64-bit argument comparisons only and a single architecture, so a profile became
 //! several stacked filters, 32-bit (`int 0x80`) and x32 syscalls were killed instead of
 //! filtered, and NOTIFY could not be expressed. The code generator here is small (one

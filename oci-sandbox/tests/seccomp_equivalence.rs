@@ -408,3 +408,84 @@ fn docker_default_profile_in_a_real_container() {
     assert!(f.out("ls").contains("bin"));
     assert!(f.out("mode").contains('2'), "{}", f.out("mode"));
 }
+
+/// An agent at `listenerPath`: receives the state and the listener, answers every notified
+/// call with EXDEV until the container is gone; returns the state.
+fn agent(listener: std::os::unix::net::UnixListener) -> serde_json::Value {
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut cbuf = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: recvmsg into buffers of this frame.
+    let (n, fd) = unsafe {
+        let mut m: libc::msghdr = std::mem::zeroed();
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cbuf.as_mut_ptr().cast();
+        m.msg_controllen = std::mem::size_of_val(&cbuf);
+        let n = libc::recvmsg(conn.as_raw_fd(), &mut m, 0);
+        assert!(n > 0);
+        let c = libc::CMSG_FIRSTHDR(&m);
+        assert!(!c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS);
+        (
+            n as usize,
+            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()),
+        )
+    };
+    let mut body = buf[..n].to_vec();
+    (&conn).read_to_end(&mut body).unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    // struct seccomp_notif (80 bytes) and seccomp_notif_resp (24 bytes).
+    const RECV: libc::c_ulong = 0xc050_2100;
+    const SEND: libc::c_ulong = 0xc018_2101;
+    loop {
+        let mut req = [0u64; 10];
+        // SAFETY: ioctls on the listener with buffers of the kernel's sizes.
+        if unsafe { libc::ioctl(fd, RECV, req.as_mut_ptr()) } < 0 {
+            break;
+        }
+        let resp: [u64; 3] = [req[0], 0, (-libc::EXDEV) as u32 as u64];
+        // SAFETY: as above.
+        unsafe { libc::ioctl(fd, SEND, resp.as_ptr()) };
+    }
+    // SAFETY: our fd.
+    unsafe { libc::close(fd) };
+    state
+}
+
+#[test]
+fn notify_sends_the_listener_to_the_agent_which_answers() {
+    let f = common::Fixture::new("notify");
+    let sock = f.dir.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let agent = std::thread::spawn(move || agent(listener));
+    let mut v = f.spec_json(
+        "mkdir /tmp/d 2> /out/err; echo $? > /out/rc; touch /tmp/f; echo $? > /out/touch",
+    );
+    v["process"]["noNewPrivileges"] = json!(true);
+    v["annotations"] = json!({"k": "v"});
+    v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock.to_str().unwrap(), "listenerMetadata": "hello",
+        "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]});
+    let mut c = f
+        .create(&v, oci_sandbox::Options::new().id(f.id.clone()))
+        .unwrap();
+    let pid = c.pid();
+    c.start().unwrap();
+    assert_eq!(c.wait().unwrap(), ExitStatus::Exited(0));
+    c.delete().unwrap();
+    let state = agent.join().unwrap();
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert_eq!(state["pid"], json!(pid));
+    assert_eq!(state["metadata"], json!("hello"));
+    assert_eq!(state["state"]["id"], json!(f.id));
+    assert_eq!(state["state"]["status"], json!("creating"));
+    assert_eq!(state["state"]["annotations"], json!({"k": "v"}));
+    assert_ne!(f.out("rc").trim(), "0");
+    assert!(f.out("err").contains("cross-device"), "{}", f.out("err"));
+    assert_eq!(f.out("touch").trim(), "0");
+}
