@@ -1,3 +1,6 @@
 //! Shared code of the example binaries (`ocibox`).
 
+pub mod container;
 pub mod demo;
+pub mod signals;
+pub mod terminal;

@@ -84,6 +84,10 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// The sandbox could not create, start or enter the container.
+    #[error(transparent)]
+    Sandbox(#[from] oci_sandbox::Error),
+
     /// A hook failed: it could not run, exited non-zero, or timed out.
     #[error("{hook} hook {path}: {message}")]
     Hook {

@@ -1,7 +1,7 @@
 //! Running OCI hooks (config.md, "POSIX-platform Hooks"): the container state on stdin, the
 //! hook's own args and env (nothing inherited), an optional timeout.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,7 +41,70 @@ pub fn run_hooks(kind: &str, hooks: &[Hook], state: &State) -> Result<()> {
     Ok(())
 }
 
+/// Runs `hooks` like [`run_hooks`], but each hook process first joins the namespaces of the
+/// container whose init is `pid` (user first, then mount, uts, ipc, network and cgroup), so
+/// that its path resolves and it runs in the container namespace, as config.md requires of
+/// createContainer and startContainer hooks. Namespaces the container shares with the runtime
+/// are not re-joined.
+pub fn run_hooks_in_namespaces(kind: &str, hooks: &[Hook], state: &State, pid: i32) -> Result<()> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let input = serde_json::to_vec(state).map_err(|e| Error::Hook {
+        hook: kind.into(),
+        path: "".into(),
+        message: e.to_string(),
+    })?;
+    let mut fds: Vec<std::os::fd::OwnedFd> = Vec::new();
+    for ns in ["user", "mnt", "uts", "ipc", "net", "cgroup"] {
+        let theirs = format!("/proc/{pid}/ns/{ns}");
+        let ours = format!("/proc/self/ns/{ns}");
+        let same = match (std::fs::metadata(&theirs), std::fs::metadata(&ours)) {
+            (Ok(a), Ok(b)) => {
+                use std::os::unix::fs::MetadataExt;
+                a.ino() == b.ino() && a.dev() == b.dev()
+            }
+            _ => false,
+        };
+        if same {
+            continue;
+        }
+        match std::fs::File::open(&theirs) {
+            Ok(f) => fds.push(f.into()),
+            Err(e) => {
+                return Err(Error::Hook {
+                    hook: kind.into(),
+                    path: theirs.into(),
+                    message: format!("cannot open the container's namespace: {e}"),
+                })
+            }
+        }
+    }
+    let raw: Vec<i32> = fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    for hook in hooks {
+        let raw = raw.clone();
+        let join = move || -> std::io::Result<()> {
+            for fd in &raw {
+                // SAFETY: setns(2) on fds opened above; async-signal-safe.
+                if unsafe { libc::setns(*fd, 0) } < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        };
+        run_hook_with(kind, hook, &input, Some(Box::new(join)))?;
+    }
+    drop(fds);
+    Ok(())
+}
+
+type PreExec = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>;
+
 fn run_hook(kind: &str, hook: &Hook, input: &[u8]) -> Result<()> {
+    run_hook_with(kind, hook, input, None)
+}
+
+fn run_hook_with(kind: &str, hook: &Hook, input: &[u8], pre_exec: Option<PreExec>) -> Result<()> {
     let fail = |message: String| Error::Hook {
         hook: kind.into(),
         path: hook.path().clone(),
@@ -59,17 +122,36 @@ fn run_hook(kind: &str, hook: &Hook, input: &[u8]) -> Result<()> {
             None => cmd.env(e, ""),
         };
     }
-    cmd.stdin(Stdio::piped())
+    // The state goes through a socket rather than a pipe, so that writing to a hook that
+    // exits without reading never raises SIGPIPE in the runtime (MSG_NOSIGNAL), whatever the
+    // caller's SIGPIPE disposition.
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?;
+    cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     // A hook must not keep the runtime's process group or terminal; it gets its own group so
     // that a timeout can kill whatever it started.
     cmd.process_group(0);
-    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine: ignore EPIPE.
-        let _ = stdin.write_all(input);
+    if let Some(f) = pre_exec {
+        // SAFETY: the closure only calls setns(2), which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(f);
+        }
     }
+    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run: {e}")))?;
+    // Drop our copy of the hook's end (held by `cmd`) so the hook sees EOF after the state.
+    drop(cmd);
+    let mut sent = 0;
+    while sent < input.len() {
+        match rustix::net::send(&ours, &input[sent..], rustix::net::SendFlags::NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            // A hook that does not read its stdin is fine.
+            Err(_) => break,
+        }
+    }
+    drop(ours);
     let mut stderr = child.stderr.take();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -16,6 +16,7 @@ mod convert;
 mod defaults;
 mod error;
 mod hooks;
+mod lifecycle;
 mod seccomp;
 mod state;
 mod user;
@@ -28,7 +29,8 @@ pub use defaults::{
     MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
 };
 pub use error::{ConfigProblem, Error, Result};
-pub use hooks::run_hooks;
+pub use hooks::{run_hooks, run_hooks_in_namespaces};
+pub use lifecycle::{CreateOptions, Exec, ExecOptions, KillScope, Running, Runtime, EXEC_FIFO};
 pub use seccomp::{docker_default_seccomp, DOCKER_CAP_GATES, DOCKER_DENIED};
 pub use state::{
     check_id, now_rfc3339, proc_stat, ContainerLock, ContainerRecord, StateStore, DEFAULT_ROOT,

@@ -21,8 +21,90 @@ use oci_image::{Layout, PlatformSpec, Severity, ValidateOptions};
     about = "Inspect, validate and manage OCI image layouts"
 )]
 struct Cli {
+    /// The store of images, layers and containers (default /var/lib/ocibox as root,
+    /// $XDG_DATA_HOME/ocibox otherwise).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    rm: bool,
+    /// Keep stdin open (accepted; stdin is always passed through in the foreground).
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// The container's name (its id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to remove it).
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Read environment variables from a file (one KEY=VALUE per line).
+    #[arg(long = "env-file")]
+    env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    workdir: Option<String>,
+    /// User (name, uid, name:group or uid:gid).
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Override the image's entrypoint ("" clears it).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// The container's hostname.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Memory limit (bytes, or with k, m, g suffix).
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    /// Number of CPUs (e.g. 1.5).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Maximum number of processes.
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
+    /// Mount the root filesystem read-only.
+    #[arg(long = "read-only")]
+    read_only: bool,
+    /// Bind mount HOST:CONTAINER[:ro].
+    #[arg(short = 'v', long = "volume")]
+    volume: Vec<String>,
+    /// Mount a tmpfs at PATH[:OPTIONS].
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// none (a private network namespace, the default) or host.
+    #[arg(long)]
+    network: Option<String>,
+    /// Add a capability.
+    #[arg(long = "cap-add")]
+    cap_add: Vec<String>,
+    /// Drop a capability (ALL drops every one).
+    #[arg(long = "cap-drop")]
+    cap_drop: Vec<String>,
+    /// seccomp=FILE or seccomp=unconfined.
+    #[arg(long = "security-opt")]
+    security_opt: Vec<String>,
+    /// Platform to select from a multi-platform image.
+    #[arg(long)]
+    platform: Option<String>,
+    /// missing, always or never.
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// The image: a registry reference, or DIR:TAG of a local image layout.
+    image: String,
+    /// The command (replaces the image's Cmd).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +158,39 @@ enum Command {
         /// Only referrers of this artifact type.
         #[arg(long)]
         artifact_type: Option<String>,
+    },
+    /// Run a container from an image.
+    Run(Box<RunArgs>),
+    /// List containers.
+    Ps,
+    /// Remove containers (running ones only with --force).
+    Rm {
+        /// Kill a running container first.
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Container ids.
+        ids: Vec<String>,
+    },
+    /// Stop containers: the image's stop signal (SIGTERM), then SIGKILL after --time seconds.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short = 't', long, default_value_t = 10)]
+        time: u64,
+        /// Container ids.
+        ids: Vec<String>,
+    },
+    /// Send a signal to a container's init.
+    Kill {
+        /// Signal name or number.
+        #[arg(short = 's', long, default_value = "KILL")]
+        signal: String,
+        /// Container id.
+        id: String,
+    },
+    /// Print the output of a detached container.
+    Logs {
+        /// Container id.
+        id: String,
     },
     /// Write the demo image (busybox-static when the host has it) into a layout, tagged `demo`.
     Demo {
@@ -145,7 +260,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    match run(cli.command) {
+    match run(cli.root, cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ocibox: {e}");
@@ -156,8 +271,48 @@ fn main() -> ExitCode {
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn run(command: Command) -> AnyResult<ExitCode> {
+fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
+    let store = || {
+        examples::container::Store::open(
+            root.clone()
+                .unwrap_or_else(examples::container::Store::default_root),
+        )
+    };
     match command {
+        Command::Run(a) => {
+            let code = store()?.run(&a.image, &run_options(&a)?)?;
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
+        Command::Ps => {
+            println!("{:<34}{:<10}COMMAND", "CONTAINER ID", "STATUS");
+            for (id, status, cmd) in store()?.list()? {
+                println!("{id:<34}{status:<10}{cmd}");
+            }
+        }
+        Command::Rm { force, ids } => {
+            let s = store()?;
+            for id in ids {
+                s.remove(&id, force)?;
+                println!("{id}");
+            }
+        }
+        Command::Stop { time, ids } => {
+            let s = store()?;
+            for id in ids {
+                s.stop(&id, std::time::Duration::from_secs(time))?;
+                println!("{id}");
+            }
+        }
+        Command::Kill { signal, id } => {
+            let sig = examples::signals::parse(&signal)?;
+            store()?
+                .runtime()?
+                .kill(&id, sig, oci_runtime::KillScope::Init)?;
+        }
+        Command::Logs { id } => {
+            use std::io::Write;
+            std::io::stdout().write_all(&store()?.logs(&id)?)?;
+        }
         Command::Inspect {
             image,
             platform,
@@ -287,6 +442,85 @@ fn run(command: Command) -> AnyResult<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_bytes(s: &str) -> AnyResult<i64> {
+    let lower = s.to_ascii_lowercase();
+    let (num, mult) = match lower.trim_end_matches('b').chars().last() {
+        Some('k') => (&lower[..lower.trim_end_matches('b').len() - 1], 1i64 << 10),
+        Some('m') => (&lower[..lower.trim_end_matches('b').len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.trim_end_matches('b').len() - 1], 1 << 30),
+        _ => (lower.trim_end_matches('b'), 1),
+    };
+    let n: i64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    Ok(n * mult)
+}
+
+fn run_options(a: &RunArgs) -> AnyResult<examples::container::RunOptions> {
+    use examples::container::{PullPolicy, RunOptions};
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    env.extend(a.env.iter().cloned());
+    let mut seccomp = None;
+    for o in &a.security_opt {
+        match o.split_once('=') {
+            Some(("seccomp", v)) => seccomp = Some(v.to_string()),
+            Some(("no-new-privileges", _)) => {}
+            _ => {
+                return Err(format!(
+                    "--security-opt {o:?}: only seccomp=FILE|unconfined is supported"
+                )
+                .into())
+            }
+        }
+    }
+    let overrides = oci_runtime::Overrides {
+        entrypoint: a.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            }
+        }),
+        cmd: (!a.command.is_empty()).then(|| a.command.clone()),
+        env,
+        working_dir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        ..Default::default()
+    };
+    Ok(RunOptions {
+        name: a.name.clone(),
+        remove: a.rm,
+        detach: a.detach,
+        tty: a.tty,
+        overrides,
+        memory: a.memory.as_deref().map(parse_bytes).transpose()?,
+        cpus: a.cpus,
+        pids_limit: a.pids_limit,
+        read_only: a.read_only,
+        volumes: a.volume.clone(),
+        tmpfs: a.tmpfs.clone(),
+        network: a.network.clone(),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        seccomp,
+        platform: a.platform.clone(),
+        pull: match a.pull.as_str() {
+            "missing" => PullPolicy::Missing,
+            "always" => PullPolicy::Always,
+            "never" => PullPolicy::Never,
+            other => return Err(format!("--pull {other}: use missing, always or never").into()),
+        },
+    })
 }
 
 fn inspect(image: &str, platform: Option<&str>, json: bool) -> AnyResult<()> {

@@ -1,0 +1,497 @@
+//! `ocirun` driven as an engine drives runc: separate processes for create, start, state,
+//! kill and delete, on real containers built from busybox-static. Each test has its own state
+//! root, container id and cgroup, and removes its container even when it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{HookBuilder, HooksBuilder, Spec};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+fn unique(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A bundle with a busybox rootfs and the default config running `args`.
+struct Bundle {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    id: String,
+}
+
+impl Bundle {
+    fn new(name: &str, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        for d in ["bin", "dev", "proc", "sys", "tmp", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy(BUSYBOX, rootfs.join("bin/busybox"))
+            .expect("busybox-static (./scripts/test installs it)");
+        for applet in [
+            "sh", "sleep", "cat", "echo", "hostname", "ls", "id", "true", "false", "tty", "trap",
+            "touch", "ps", "mkdir",
+        ] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+        let id = unique(name);
+        let mut spec = oci_runtime::default_spec().unwrap();
+        spec.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+        spec.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_env(Some(vec!["PATH=/bin".into()]));
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_cgroups_path(Some(format!("/ocirun-tests/{id}").into()));
+        spec.set_hostname(Some("ocirun-test".into()));
+        let root = dir.path().join("state");
+        let b = Bundle { dir, root, id };
+        b.write(&spec);
+        b
+    }
+
+    fn write(&self, spec: &Spec) {
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(spec).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn spec(&self) -> Spec {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("config.json")).unwrap())
+            .unwrap()
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs ocirun with its output in files, not pipes: a created container inherits
+    /// `create`'s stdio, as with runc, and would hold a pipe open for its whole life.
+    fn ocirun(&self, args: &[&str]) -> Output {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.dir.path().join(format!("out-{n}"));
+        let err_path = self.dir.path().join(format!("err-{n}"));
+        let status = Command::new(env!("CARGO_BIN_EXE_ocirun"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .env_clear() // engines call with almost no environment
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap_or_default(),
+            stderr: std::fs::read(&err_path).unwrap_or_default(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ocirun(args);
+        assert!(
+            out.status.success(),
+            "ocirun {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.ocirun(args);
+        assert!(!out.status.success(), "ocirun {args:?} should fail");
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn create(&self) {
+        self.ok(&[
+            "create",
+            "--bundle",
+            self.path().to_str().unwrap(),
+            &self.id,
+        ]);
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["state", &self.id])).unwrap()
+    }
+
+    fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    fn wait_status(&self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.status() != want {
+            assert!(Instant::now() < deadline, "status never became {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = self.ocirun(&["delete", "--force", &self.id]);
+    }
+}
+
+#[test]
+fn lifecycle_create_start_state_kill_delete() {
+    let b = Bundle::new("life", &["sleep", "1000"]);
+    b.create();
+    let st = b.state();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], b.id.as_str());
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(
+        st["bundle"],
+        std::fs::canonicalize(b.path()).unwrap().to_str().unwrap()
+    );
+    // The user's program has not run yet: the init is still ours, waiting.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("sleep"));
+
+    b.ok(&["start", &b.id]);
+    b.wait_status("running");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("sleep"));
+
+    // Errors the spec requires.
+    assert!(b.fails(&["start", &b.id]).contains("running"));
+    assert!(b.fails(&["delete", &b.id]).contains("running"));
+    b.fails(&["create", "--bundle", b.path().to_str().unwrap(), &b.id]);
+
+    let list = b.ok(&["list", "--format", "json"]);
+    assert!(list.contains(&b.id));
+    assert_eq!(b.ok(&["list", "-q"]).trim(), b.id);
+
+    b.ok(&["kill", &b.id, "KILL"]);
+    b.wait_status("stopped");
+    assert!(b.fails(&["kill", &b.id, "TERM"]).contains("stopped"));
+    b.ok(&["delete", &b.id]);
+    assert!(b.fails(&["state", &b.id]).contains("does not exist"));
+    b.fails(&["delete", &b.id]);
+    // --force on a missing container is not an error (engines retry deletes).
+    b.ok(&["delete", "--force", &b.id]);
+    assert!(
+        !Path::new(&format!("/sys/fs/cgroup/memory/ocirun-tests/{}", b.id)).exists(),
+        "cgroup removed"
+    );
+}
+
+#[test]
+fn unknown_container_errors_say_not_found() {
+    let b = Bundle::new("ghost", &["true"]);
+    for args in [
+        vec!["state", "nope"],
+        vec!["start", "nope"],
+        vec!["kill", "nope"],
+        vec!["delete", "nope"],
+    ] {
+        let err = b.fails(&args);
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+    }
+    assert!(b
+        .fails(&["state", "../escape"])
+        .contains("invalid container id"));
+}
+
+#[test]
+fn run_returns_the_exit_code_and_removes_the_container() {
+    let b = Bundle::new("run", &["sh", "-c", "exit 42"]);
+    let out = b.ocirun(&["run", "--bundle", b.path().to_str().unwrap(), &b.id]);
+    assert_eq!(
+        out.status.code(),
+        Some(42),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(b.fails(&["state", &b.id]).contains("does not exist"));
+}
+
+#[test]
+fn run_output_shows_isolation() {
+    let b = Bundle::new(
+        "iso",
+        &[
+            "sh",
+            "-c",
+            "echo pid=$$; hostname; ls /proc | grep -c '^[0-9]'",
+        ],
+    );
+    let out = b.ok(&["run", "--bundle", b.path().to_str().unwrap(), &b.id]);
+    assert!(out.contains("pid=1"), "{out}");
+    assert!(out.contains("ocirun-test"), "{out}");
+}
+
+#[test]
+fn kill_a_container_whose_init_ignores_sigterm() {
+    let b = Bundle::new(
+        "stubborn",
+        &["sh", "-c", "trap '' TERM; while true; do sleep 1; done"],
+    );
+    b.create();
+    b.ok(&["start", &b.id]);
+    b.wait_status("running");
+    b.ok(&["kill", &b.id, "TERM"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.status(), "running", "SIGTERM is ignored");
+    b.ok(&["kill", "--all", &b.id, "9"]);
+    b.wait_status("stopped");
+    b.ok(&["delete", &b.id]);
+}
+
+#[test]
+fn delete_of_a_created_container_kills_it() {
+    let b = Bundle::new("created", &["sleep", "1000"]);
+    b.create();
+    let pid = b.state()["pid"].as_i64().unwrap();
+    b.ok(&["delete", &b.id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(Instant::now() < deadline, "init {pid} still alive");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state_and_failures_follow_the_spec() {
+    let b = Bundle::new("hooks", &["true"]);
+    let log = b.path().join("hooks.log");
+    let hook = |name: &str| {
+        HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                format!("read -r s; echo \"{name} $s\" >> {}", log.display()),
+            ])
+            .build()
+            .unwrap()
+    };
+    let mut spec = b.spec();
+    #[allow(deprecated)]
+    let hooks = HooksBuilder::default()
+        .prestart(vec![hook("prestart")])
+        .create_runtime(vec![hook("createRuntime")])
+        .poststart(vec![hook("poststart")])
+        .poststop(vec![hook("poststop")])
+        .build()
+        .unwrap();
+    spec.set_hooks(Some(hooks));
+    b.write(&spec);
+    b.create();
+    b.ok(&["start", &b.id]);
+    b.wait_status("stopped");
+    b.ok(&["delete", &b.id]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let order: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        order,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("\"status\":\"creating\""),
+        "{text}"
+    );
+    assert!(text.contains(&format!("\"id\":\"{}\"", b.id)));
+
+    // A failing createRuntime hook fails create and leaves nothing behind.
+    let b2 = Bundle::new("badhook", &["true"]);
+    let mut spec = b2.spec();
+    let bad = HookBuilder::default()
+        .path("/bin/sh")
+        .args(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo nope >&2; exit 7".into(),
+        ])
+        .build()
+        .unwrap();
+    spec.set_hooks(Some(
+        HooksBuilder::default()
+            .create_runtime(vec![bad])
+            .build()
+            .unwrap(),
+    ));
+    b2.write(&spec);
+    let err = b2.fails(&["create", "--bundle", b2.path().to_str().unwrap(), &b2.id]);
+    assert!(
+        err.contains("createRuntime") && err.contains("nope"),
+        "{err}"
+    );
+    assert!(b2.fails(&["state", &b2.id]).contains("does not exist"));
+    assert!(!Path::new(&format!("/sys/fs/cgroup/memory/ocirun-tests/{}", b2.id)).exists());
+}
+
+#[test]
+fn exec_pause_resume_ps() {
+    let b = Bundle::new("exec", &["sleep", "1000"]);
+    b.create();
+    b.ok(&["start", &b.id]);
+    b.wait_status("running");
+    let out = b.ok(&["exec", &b.id, "sh", "-c", "echo pid=$$; hostname"]);
+    assert!(out.contains("ocirun-test"), "{out}");
+    assert!(!out.contains("pid=1\n"), "exec is not the init: {out}");
+    let out = b.ocirun(&["exec", &b.id, "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    let pids: Vec<i32> = serde_json::from_str(&b.ok(&["ps", "--format", "json", &b.id])).unwrap();
+    assert!(!pids.is_empty());
+
+    b.ok(&["pause", &b.id]);
+    assert_eq!(b.status(), "paused");
+    b.fails(&["exec", &b.id, "true"]);
+    b.ok(&["resume", &b.id]);
+    assert_eq!(b.status(), "running");
+    b.ok(&["delete", "--force", &b.id]);
+}
+
+#[test]
+fn update_and_events_stats() {
+    let b = Bundle::new("update", &["sleep", "1000"]);
+    b.create();
+    b.ok(&["start", &b.id]);
+    b.ok(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--pids-limit",
+        "50",
+        &b.id,
+    ]);
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/ocirun-tests/{}/memory.limit_in_bytes",
+        b.id
+    ))
+    .unwrap();
+    assert_eq!(limit.trim(), "67108864");
+    let ev: serde_json::Value = serde_json::from_str(&b.ok(&["events", "--stats", &b.id])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    b.ok(&["delete", "--force", &b.id]);
+}
+
+#[test]
+fn console_socket_receives_the_pty() {
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+    let b = Bundle::new("tty", &["sh", "-c", "tty; echo hello-from-tty"]);
+    let mut spec = b.spec();
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_terminal(Some(true));
+    b.write(&spec);
+    let sock = b.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut cmsg = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let mut buf = [0u8; 256];
+        rustix::net::recvmsg(
+            &stream,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut cmsg,
+            rustix::net::RecvFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for m in cmsg.drain() {
+            if let rustix::net::RecvAncillaryMessage::ScmRights(mut fds) = m {
+                fd = fds.next();
+            }
+        }
+        fd.expect("a pty master")
+    });
+    b.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &b.id,
+    ]);
+    let master = receiver.join().unwrap();
+    b.ok(&["start", &b.id]);
+    let mut f = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&out).contains("hello-from-tty") && Instant::now() < deadline {
+        match f.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("hello-from-tty"), "{text}");
+    // A terminal without a console socket is refused when detached.
+    let b2 = Bundle::new("tty2", &["true"]);
+    b2.write(&spec);
+    b2.fails(&["create", "--bundle", b2.path().to_str().unwrap(), &b2.id]);
+}
+
+#[test]
+fn spec_features_version_and_logs() {
+    let b = Bundle::new("misc", &["true"]);
+    let dir = tempfile::tempdir().unwrap();
+    b.ok(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+    let spec: Spec =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    oci_runtime::validate_spec(&spec).unwrap();
+    b.fails(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+    let f: serde_json::Value = serde_json::from_str(&b.ok(&["features"])).unwrap();
+    assert!(f["linux"]["namespaces"].as_array().unwrap().len() >= 7);
+    assert!(b.ok(&["--version"]).contains("ocirun version"));
+    // Errors go to --log as runc's JSON lines.
+    let log = dir.path().join("log.json");
+    let out = b.ocirun(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains("does not exist"));
+    assert!(b.fails(&["--systemd-cgroup", "list"]).contains("systemd"));
+}

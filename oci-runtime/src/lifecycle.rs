@@ -1,0 +1,800 @@
+//! The lifecycle of runtime.md: create, start, state, kill, delete, across processes, plus
+//! run, exec, pause, resume, update, ps and stats.
+//!
+//! `create` and `start` run in different processes (as with runc): the container's init, once
+//! set up, blocks opening `exec.fifo` in the container's state directory for writing; `start`
+//! opens it for reading, which releases the init to exec the user's program. After `create`
+//! returns, the init is no longer the runtime's child (an engine's shim or subreaper reaps
+//! it), so the runtime tells that a container stopped from its pid and that pid's start time.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_sandbox::cgroups::Cgroup;
+use oci_sandbox::{Container, Options, Sandbox};
+use oci_spec::runtime::{ContainerState, Hook, LinuxResources, Process, Spec, State};
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::hooks::{run_hooks, run_hooks_in_namespaces};
+use crate::state::{now_rfc3339, proc_stat, ContainerLock, ContainerRecord, StateStore};
+
+/// The fifo `start` opens to release a created container.
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// `extra` key marking a paused (frozen) container.
+const PAUSED: &str = "paused";
+
+/// How long `start` waits for a created init to reach the fifo.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `delete` waits for a killed init to disappear.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of [`Runtime::create`] (runc's `create` flags).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// `--console-socket`: where to send the pty master when `process.terminal` is true.
+    pub console_socket: Option<PathBuf>,
+    /// `--pid-file`: where to write the init's pid.
+    pub pid_file: Option<PathBuf>,
+    /// `--preserve-fds`: fds 3..3+N passed to the container.
+    pub preserve_fds: u32,
+    /// `--no-pivot`: use `MS_MOVE` + `chroot` instead of `pivot_root`.
+    pub no_pivot: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
+}
+
+/// Options of [`Runtime::exec`] (runc's `exec` flags beyond the process itself).
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// `--console-socket`.
+    pub console_socket: Option<PathBuf>,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--preserve-fds`.
+    pub preserve_fds: u32,
+}
+
+/// How a signal is delivered by [`Runtime::kill`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillScope {
+    /// To the container's init only.
+    Init,
+    /// To every process in the container's cgroup (`kill --all`).
+    All,
+}
+
+/// A container created and started by [`Runtime::run`] in this process: its init is this
+/// process's child, so its exit status can be collected.
+#[derive(Debug)]
+pub struct Running {
+    id: String,
+    container: Container,
+    /// The pty master, when `process.terminal` is true and no console socket was given.
+    pub console: Option<OwnedFd>,
+}
+
+impl Running {
+    /// The container's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The init's pid.
+    pub fn pid(&self) -> i32 {
+        self.container.pid()
+    }
+
+    /// Waits for the init to exit; returns its exit code the way a shell reports it (128 + N
+    /// for death by signal N).
+    pub fn wait(&mut self) -> Result<i32> {
+        let status = self.container.wait().map_err(sandbox_error)?;
+        Ok(match status {
+            oci_sandbox::ExitStatus::Exited(c) => c,
+            oci_sandbox::ExitStatus::Signaled(s) => 128 + s,
+        })
+    }
+
+    /// Gives up the handle without stopping the container (`run --detach`).
+    pub fn detach(self) -> i32 {
+        self.container.detach()
+    }
+}
+
+/// An exec'd process.
+#[derive(Debug)]
+pub struct Exec {
+    inner: oci_sandbox::Exec,
+    /// The pty master, when the process has a terminal and no console socket was given.
+    pub console: Option<OwnedFd>,
+}
+
+impl Exec {
+    /// The process's pid.
+    pub fn pid(&self) -> i32 {
+        self.inner.pid()
+    }
+
+    /// Waits for it; the exit code as a shell reports it.
+    pub fn wait(&mut self) -> Result<i32> {
+        Ok(match self.inner.wait().map_err(sandbox_error)? {
+            oci_sandbox::ExitStatus::Exited(c) => c,
+            oci_sandbox::ExitStatus::Signaled(s) => 128 + s,
+        })
+    }
+}
+
+fn sandbox_error(e: oci_sandbox::Error) -> Error {
+    Error::Sandbox(e)
+}
+
+/// The runtime: a state root and the operations of runtime.md on the containers in it.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    store: StateStore,
+}
+
+impl Runtime {
+    /// A runtime whose state lives under `root` (created 0700 if missing).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        Ok(Self {
+            store: StateStore::new(root)?,
+        })
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    /// The runtime-spec state of a container (runtime.md, "Query State"), with `status`
+    /// `paused` for a frozen container, as runc reports it.
+    pub fn state(&self, id: &str) -> Result<State> {
+        Ok(self.store.load(id)?.oci_state())
+    }
+
+    /// The live status as runc names it: `created`, `running`, `paused` or `stopped`.
+    pub fn status_name(record: &ContainerRecord) -> String {
+        match record.status() {
+            ContainerState::Running if record.extra.contains_key(PAUSED) => "paused".into(),
+            s => s.to_string(),
+        }
+    }
+
+    /// Every container's record, sorted by id.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        self.store.list()
+    }
+
+    /// Loads a record and checks that the live status is one of `allowed`.
+    fn expect(
+        &self,
+        id: &str,
+        allowed: &[ContainerState],
+        op: &'static str,
+    ) -> Result<ContainerRecord> {
+        let r = self.store.load(id)?;
+        let status = r.status();
+        if !allowed.contains(&status) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: Self::status_name(&r),
+                operation: op,
+            });
+        }
+        Ok(r)
+    }
+
+    /// `create` (runtime.md, "Create"): sets the container up from its bundle, runs the
+    /// prestart, createRuntime and createContainer hooks, and leaves the init waiting for
+    /// [`Runtime::start`]. On any failure nothing is left: no process, cgroup or state.
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<ContainerRecord> {
+        let (record, container, _lock) = self.create_inner(id, opts, true)?;
+        let mut container = container;
+        self.deliver_console(&mut container, opts.console_socket.as_deref(), true)?;
+        container.detach();
+        Ok(record)
+    }
+
+    fn create_inner(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        fifo_mode: bool,
+    ) -> Result<(ContainerRecord, Container, ContainerLock)> {
+        let bundle = Bundle::load(&opts.bundle)?;
+        let lock = self.store.create(id)?;
+        let dir = self.store.dir(id)?;
+        let mut cleanup = DirCleanup(Some(self.store.clone()), id.to_string());
+        let mut spec = bundle.spec.clone();
+        default_cgroups_path(&mut spec, id);
+        if spec
+            .process()
+            .as_ref()
+            .is_some_and(|p| p.terminal().unwrap_or(false))
+            && fifo_mode
+            && opts.console_socket.is_none()
+        {
+            return Err(Error::Conversion {
+                field: "process.terminal",
+                message: "a terminal needs --console-socket when the container is detached".into(),
+            });
+        }
+
+        let mut options = Options::new()
+            .bundle(bundle.path.clone())
+            .preserve_fds(opts.preserve_fds)
+            .no_pivot(opts.no_pivot);
+        if fifo_mode {
+            let fifo = dir.join(EXEC_FIFO);
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &fifo,
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .map_err(|e| Error::io(&fifo, e.into()))?;
+            options = options.exec_fifo(fifo);
+        }
+        let (hook_spec, hook_id, hook_bundle) = (spec.clone(), id.to_string(), bundle.path.clone());
+        options = options.on_create_runtime(move |pid| {
+            let state = creating_state(&hook_spec, &hook_id, &hook_bundle, pid);
+            run_hooks("prestart", &hooks_of(&hook_spec, "prestart"), &state)
+                .map_err(|e| e.to_string())?;
+            run_hooks(
+                "createRuntime",
+                &hooks_of(&hook_spec, "createRuntime"),
+                &state,
+            )
+            .map_err(|e| e.to_string())
+        });
+        let (hook_spec, hook_id, hook_bundle) = (spec.clone(), id.to_string(), bundle.path.clone());
+        options = options.on_create_container(move |pid| {
+            let state = creating_state(&hook_spec, &hook_id, &hook_bundle, pid);
+            run_hooks_in_namespaces(
+                "createContainer",
+                &hooks_of(&hook_spec, "createContainer"),
+                &state,
+                pid,
+            )
+            .map_err(|e| e.to_string())
+        });
+        let container = Sandbox::create(&spec, &bundle.rootfs, options).map_err(sandbox_error)?;
+        let pid = container.pid();
+        let cgroup_path = container
+            .cgroup()
+            .map(|c| c.path().to_string_lossy().into_owned());
+        let mut record = ContainerRecord {
+            id: id.to_string(),
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            status: ContainerState::Created,
+            pid: Some(pid),
+            pid_start_time: proc_stat(pid).map(|(_, t)| t),
+            created: now_rfc3339(),
+            config: spec,
+            cgroup_path,
+            extra: Default::default(),
+        };
+        if let Some(sock) = &opts.console_socket {
+            record
+                .extra
+                .insert("consoleSocket".into(), sock.display().to_string());
+        }
+        self.store.save(&record)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        cleanup.0 = None;
+        Ok((record, container, lock))
+    }
+
+    fn deliver_console(
+        &self,
+        container: &mut Container,
+        socket: Option<&Path>,
+        required: bool,
+    ) -> Result<Option<OwnedFd>> {
+        let Some(master) = container.take_console() else {
+            return Ok(None);
+        };
+        match socket {
+            Some(path) => {
+                send_console(path, &master)?;
+                Ok(None)
+            }
+            None if required => Err(Error::Conversion {
+                field: "process.terminal",
+                message: "a terminal needs --console-socket".into(),
+            }),
+            None => Ok(Some(master)),
+        }
+    }
+
+    /// `start` (runtime.md, "Start"): runs the startContainer hooks in the container's
+    /// namespaces, releases the init to run the user's program, then runs the poststart hooks.
+    /// A failing hook stops the container (runtime.md, "Lifecycle" steps 7 and 9).
+    pub fn start(&self, id: &str) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let mut record = self.expect(id, &[ContainerState::Created], "start")?;
+        let pid = record.pid.unwrap_or(0);
+        let fifo = self.store.dir(id)?.join(EXEC_FIFO);
+        let state = record.oci_state();
+        if let Err(e) = run_hooks_in_namespaces(
+            "startContainer",
+            &hooks_of(&record.config, "startContainer"),
+            &state,
+            pid,
+        ) {
+            let _ = self.kill_record(&record, libc::SIGKILL, KillScope::All);
+            return Err(e);
+        }
+        release_fifo(&fifo, &record)?;
+        let _ = fs::remove_file(&fifo);
+        record.status = ContainerState::Running;
+        self.store.save(&record)?;
+        if let Err(e) = run_hooks(
+            "poststart",
+            &hooks_of(&record.config, "poststart"),
+            &record.oci_state(),
+        ) {
+            let _ = self.kill_record(&record, libc::SIGKILL, KillScope::All);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `run`: create and start in this process. The init stays this process's child (wait
+    /// for it with [`Running::wait`], then [`Runtime::delete`] it), unless detached.
+    pub fn run(&self, id: &str, opts: &CreateOptions) -> Result<Running> {
+        let (mut record, mut container, lock) = self.create_inner(id, opts, false)?;
+        let console =
+            match self.deliver_console(&mut container, opts.console_socket.as_deref(), false) {
+                Ok(c) => c,
+                Err(e) => {
+                    drop(lock);
+                    drop(container);
+                    let _ = self.store.remove(id);
+                    return Err(e);
+                }
+            };
+        let pid = container.pid();
+        let state = record.oci_state();
+        let started = run_hooks_in_namespaces(
+            "startContainer",
+            &hooks_of(&record.config, "startContainer"),
+            &state,
+            pid,
+        )
+        .and_then(|()| container.start().map_err(sandbox_error));
+        if let Err(e) = started {
+            drop(lock);
+            drop(container); // kills and removes the cgroup
+            let _ = self.store.remove(id);
+            return Err(e);
+        }
+        record.status = ContainerState::Running;
+        self.store.save(&record)?;
+        drop(lock);
+        if let Err(e) = run_hooks(
+            "poststart",
+            &hooks_of(&record.config, "poststart"),
+            &record.oci_state(),
+        ) {
+            drop(container);
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
+        Ok(Running {
+            id: id.to_string(),
+            container,
+            console,
+        })
+    }
+
+    /// `kill` (runtime.md, "Kill"): sends `signal` to the init, or to every process of the
+    /// container with [`KillScope::All`]. A container that is neither created nor running is
+    /// an error.
+    pub fn kill(&self, id: &str, signal: i32, scope: KillScope) -> Result<()> {
+        let record = self.expect(
+            id,
+            &[ContainerState::Created, ContainerState::Running],
+            "kill",
+        )?;
+        self.kill_record(&record, signal, scope)
+    }
+
+    fn kill_record(&self, record: &ContainerRecord, signal: i32, scope: KillScope) -> Result<()> {
+        if scope == KillScope::All {
+            if let Some(cg) = self.cgroup_of(record)? {
+                if signal == libc::SIGKILL {
+                    return cg.kill_all().map_err(sandbox_error);
+                }
+                for pid in cg.procs().map_err(sandbox_error)? {
+                    // A process may exit between the read and the kill.
+                    // SAFETY: kill(2) with plain integers.
+                    unsafe { libc::kill(pid, signal) };
+                }
+                return Ok(());
+            }
+        }
+        let pid = record.pid.ok_or_else(|| Error::WrongState {
+            id: record.id.clone(),
+            status: "stopped".into(),
+            operation: "kill",
+        })?;
+        signal_init(record, pid, signal)
+    }
+
+    fn cgroup_of(&self, record: &ContainerRecord) -> Result<Option<Cgroup>> {
+        match &record.cgroup_path {
+            Some(p) => match Cgroup::open(Path::new(p)) {
+                Ok(c) => Ok(Some(c)),
+                Err(_) => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// `delete` (runtime.md, "Delete"): removes a stopped container: its cgroup, its state,
+    /// then runs the poststop hooks (a failing one is a warning). A created container is
+    /// killed first, as runc does; a running one only with `force`.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let lock = self.store.lock(id)?;
+        let record = self.store.load(id)?;
+        match record.status() {
+            ContainerState::Stopped => {}
+            ContainerState::Created => self.kill_record(&record, libc::SIGKILL, KillScope::All)?,
+            _ if force => {
+                if record.extra.contains_key(PAUSED) {
+                    if let Some(cg) = self.cgroup_of(&record)? {
+                        let _ = cg.thaw();
+                    }
+                }
+                self.kill_record(&record, libc::SIGKILL, KillScope::All)?
+            }
+            _ => {
+                return Err(Error::WrongState {
+                    id: id.into(),
+                    status: Self::status_name(&record),
+                    operation: "delete (use --force)",
+                })
+            }
+        }
+        let deadline = Instant::now() + DELETE_TIMEOUT;
+        while record.init_alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if let Some(cg) = self.cgroup_of(&record)? {
+            cg.kill_all().map_err(sandbox_error)?;
+            cg.remove().map_err(sandbox_error)?;
+        }
+        let mut stopped = record.clone();
+        stopped.status = ContainerState::Stopped;
+        let state = stopped.oci_state();
+        self.store.remove(id)?;
+        drop(lock);
+        if let Err(e) = run_hooks("poststop", &hooks_of(&record.config, "poststop"), &state) {
+            // runtime.md "Lifecycle" step 13: a warning, the lifecycle goes on.
+            eprintln!("warning: {e}");
+        }
+        Ok(())
+    }
+
+    /// `pause`: freezes every process of the container.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let mut record = self.expect(id, &[ContainerState::Running], "pause")?;
+        let cg = self.cgroup_of(&record)?.ok_or_else(|| no_cgroup(id))?;
+        cg.freeze().map_err(sandbox_error)?;
+        record.extra.insert(PAUSED.into(), "true".into());
+        self.store.save(&record)
+    }
+
+    /// `resume`: thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let mut record = self.expect(id, &[ContainerState::Running], "resume")?;
+        if !record.extra.contains_key(PAUSED) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: "running".into(),
+                operation: "resume",
+            });
+        }
+        let cg = self.cgroup_of(&record)?.ok_or_else(|| no_cgroup(id))?;
+        cg.thaw().map_err(sandbox_error)?;
+        record.extra.remove(PAUSED);
+        self.store.save(&record)
+    }
+
+    /// `update`: applies new resource limits to a created or running container and records
+    /// them.
+    pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let mut record = self.expect(
+            id,
+            &[ContainerState::Created, ContainerState::Running],
+            "update",
+        )?;
+        let cg = self.cgroup_of(&record)?.ok_or_else(|| no_cgroup(id))?;
+        cg.update(resources).map_err(sandbox_error)?;
+        if let Some(linux) = record.config.linux_mut() {
+            linux.set_resources(Some(merge_resources(
+                linux.resources().clone().unwrap_or_default(),
+                resources,
+            )));
+        }
+        self.store.save(&record)
+    }
+
+    /// `ps`: the pids of every process in the container.
+    pub fn ps(&self, id: &str) -> Result<Vec<i32>> {
+        let record = self.store.load(id)?;
+        match self.cgroup_of(&record)? {
+            Some(cg) => cg.procs().map_err(sandbox_error),
+            None => Ok(record
+                .pid
+                .filter(|_| record.init_alive())
+                .into_iter()
+                .collect()),
+        }
+    }
+
+    /// Resource usage of a container's cgroup (`events --stats`).
+    pub fn stats(&self, id: &str) -> Result<oci_sandbox::cgroups::Stats> {
+        let record = self.store.load(id)?;
+        let cg = self.cgroup_of(&record)?.ok_or_else(|| no_cgroup(id))?;
+        cg.stats().map_err(sandbox_error)
+    }
+
+    /// How many times the kernel's OOM killer has killed a process of the container.
+    pub fn oom_kills(&self, id: &str) -> Result<u64> {
+        let record = self.store.load(id)?;
+        let cg = self.cgroup_of(&record)?.ok_or_else(|| no_cgroup(id))?;
+        cg.oom_kill_count().map_err(sandbox_error)
+    }
+
+    /// `exec`: runs `process` in a running (or created) container, joining its namespaces
+    /// and cgroup, with its seccomp profile.
+    pub fn exec(&self, id: &str, process: &Process, opts: &ExecOptions) -> Result<Exec> {
+        let record = self.expect(
+            id,
+            &[ContainerState::Created, ContainerState::Running],
+            "exec",
+        )?;
+        if record.extra.contains_key(PAUSED) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: "paused".into(),
+                operation: "exec",
+            });
+        }
+        let pid = record.pid.unwrap_or(0);
+        let cg = self.cgroup_of(&record)?;
+        let seccomp = record
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone());
+        let mut o = oci_sandbox::ExecOptions::new()
+            .preserve_fds(opts.preserve_fds)
+            .seccomp(seccomp.as_ref());
+        if let Some(cg) = &cg {
+            o = o.cgroup(cg);
+        }
+        let mut inner = Sandbox::exec(pid, process, o).map_err(sandbox_error)?;
+        let console = match inner.take_console() {
+            Some(m) => match &opts.console_socket {
+                Some(sock) => {
+                    send_console(sock, &m)?;
+                    None
+                }
+                None => Some(m),
+            },
+            None => None,
+        };
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, inner.pid())?;
+        }
+        Ok(Exec { inner, console })
+    }
+}
+
+fn no_cgroup(id: &str) -> Error {
+    Error::WrongState {
+        id: id.into(),
+        status: "without a cgroup".into(),
+        operation: "use cgroups",
+    }
+}
+
+/// Fields set in `update` replace the recorded ones; unset fields keep them.
+fn merge_resources(mut base: LinuxResources, new: &LinuxResources) -> LinuxResources {
+    if new.memory().is_some() {
+        base.set_memory(*new.memory());
+    }
+    if new.cpu().is_some() {
+        base.set_cpu(new.cpu().clone());
+    }
+    if new.pids().is_some() {
+        base.set_pids(*new.pids());
+    }
+    if new.block_io().is_some() {
+        base.set_block_io(new.block_io().clone());
+    }
+    if new.hugepage_limits().is_some() {
+        base.set_hugepage_limits(new.hugepage_limits().clone());
+    }
+    if new.unified().is_some() {
+        base.set_unified(new.unified().clone());
+    }
+    base
+}
+
+/// Without a `cgroupsPath`, a container gets `/ocirun/<id>`, so that `kill --all`, `pause`
+/// and resource limits always have a cgroup to act on.
+fn default_cgroups_path(spec: &mut Spec, id: &str) {
+    if let Some(linux) = spec.linux_mut() {
+        if linux.cgroups_path().is_none() {
+            linux.set_cgroups_path(Some(PathBuf::from(format!("/ocirun/{id}"))));
+        }
+    }
+}
+
+/// Sends `signal` to the init through a pidfd, after checking that the pid still belongs to
+/// the container (its start time), so that a recycled pid is never signalled.
+fn signal_init(record: &ContainerRecord, pid: i32, signal: i32) -> Result<()> {
+    let not_running = || Error::WrongState {
+        id: record.id.clone(),
+        status: "stopped".into(),
+        operation: "kill",
+    };
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return Err(not_running());
+    };
+    let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+        .map_err(|_| not_running())?;
+    // The pidfd pins the process: if the start time still matches now, it is the container.
+    if !record.init_alive() {
+        return Err(not_running());
+    }
+    // SAFETY: pidfd_send_signal(2) with a valid pidfd and no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Err(not_running());
+        }
+        return Err(Error::io(format!("/proc/{pid}"), e));
+    }
+    Ok(())
+}
+
+/// Sends the pty master over the AF_UNIX socket at `path` (runc's `--console-socket`).
+pub(crate) fn send_console(path: &Path, master: &OwnedFd) -> Result<()> {
+    use std::os::unix::net::UnixStream;
+    let stream = UnixStream::connect(path).map_err(|e| Error::io(path, e))?;
+    let fds = [master.as_raw_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);
+    let borrowed = [unsafe { std::os::fd::BorrowedFd::borrow_raw(fds[0]) }];
+    cmsg.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed));
+    // runc sends the name of the pty as the payload ("/dev/ptmx" style); any byte works for
+    // the receivers (conmon, containerd), which read the fd.
+    let payload = b"/dev/ptmx";
+    rustix::net::sendmsg(
+        &stream,
+        &[std::io::IoSlice::new(payload)],
+        &mut cmsg,
+        rustix::net::SendFlags::empty(),
+    )
+    .map_err(|e| Error::io(path, e.into()))?;
+    Ok(())
+}
+
+/// The state hooks see during create: status `creating` and the init's pid.
+pub(crate) fn creating_state(spec: &Spec, id: &str, bundle: &Path, pid: i32) -> State {
+    let mut b = oci_spec::runtime::StateBuilder::default()
+        .version(spec.version().clone())
+        .id(id.to_string())
+        .status(ContainerState::Creating)
+        .pid(pid)
+        .bundle(bundle.to_path_buf());
+    if let Some(a) = spec.annotations().clone().filter(|a| !a.is_empty()) {
+        b = b.annotations(a);
+    }
+    b.build()
+        .unwrap_or_else(|_| unreachable!("all required fields are set"))
+}
+
+#[allow(deprecated)]
+pub(crate) fn hooks_of(spec: &Spec, kind: &str) -> Vec<Hook> {
+    let Some(h) = spec.hooks() else { return vec![] };
+    match kind {
+        "prestart" => h.prestart().clone(),
+        "createRuntime" => h.create_runtime().clone(),
+        "createContainer" => h.create_container().clone(),
+        "startContainer" => h.start_container().clone(),
+        "poststart" => h.poststart().clone(),
+        "poststop" => h.poststop().clone(),
+        _ => None,
+    }
+    .unwrap_or_default()
+}
+
+/// Writes `pid` to `path` atomically (a reader never sees a half-written pid file).
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, pid.to_string()).map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Opens the exec fifo without blocking and waits for the init to write its byte (or die).
+fn release_fifo(fifo: &Path, record: &ContainerRecord) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(fifo)
+        .map_err(|e| Error::io(fifo, e))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut buf = [0u8; 1];
+    loop {
+        match f.read(&mut buf) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(Error::io(fifo, e)),
+        }
+        if !record.init_alive() {
+            return Err(Error::WrongState {
+                id: record.id.clone(),
+                status: "stopped".into(),
+                operation: "start",
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::io(
+                fifo,
+                std::io::Error::other("the container's init never reached its start point"),
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Removes a half-created container's state directory unless disarmed.
+struct DirCleanup(Option<StateStore>, String);
+
+impl Drop for DirCleanup {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            let _ = store.remove(&self.1);
+        }
+    }
+}
