@@ -85,6 +85,10 @@ pub(crate) struct Applier<'a> {
     deferred: &'a mut DeferredModes,
     /// The last parent directory opened, valid until anything is removed.
     cache: Option<(Components, Rc<OwnedFd>)>,
+    /// The group of the cached parent directory, once asked for.
+    cache_gid: Option<u32>,
+    /// This process's effective ids: a file it creates is already theirs.
+    ids: (u32, u32),
     buf: Vec<u8>,
 }
 
@@ -111,6 +115,11 @@ impl<'a> Applier<'a> {
             dirs: Vec::new(),
             deferred,
             cache: None,
+            cache_gid: None,
+            ids: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
             buf: vec![0; COPY_BUF],
         }
     }
@@ -175,8 +184,18 @@ impl<'a> Applier<'a> {
             }
             self.apply_entry(&mut entry)?;
             // What the entry kind ignores (data on a directory or a link): read here, not
-            // skipped under the header budget.
-            io::copy(&mut entry, &mut io::sink()).map_err(|e| self.tar_error(e))?;
+            // skipped under the header budget. (Not io::copy: it zeroes 8 KiB per call.)
+            let mut buf = std::mem::take(&mut self.buf);
+            let drained = loop {
+                match entry.read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            self.buf = buf;
+            drained.map_err(|e| self.tar_error(e))?;
             if let Some(cb) = &self.unpacker.progress {
                 cb(Progress {
                     bytes_read: self.counters.bytes_read.load(Ordering::Relaxed),
@@ -210,15 +229,18 @@ impl<'a> Applier<'a> {
                 .map_err(|e| self.failed(name, "open parent directory", e))?,
         );
         self.cache = Some((c.to_vec(), fd.clone()));
+        self.cache_gid = None;
         Ok(fd)
     }
 
     fn remember(&mut self, c: &Components) {
         // The path and its ancestors; stop at the first ancestor already known.
-        let mut key = join(c);
-        while self.keep.insert(key.clone()) {
-            match key.iter().rposition(|&b| b == b'/') {
-                Some(i) => key.truncate(i),
+        let key = join(c);
+        let mut end = key.len();
+        while !self.keep.contains(&key[..end]) {
+            self.keep.insert(key[..end].to_vec());
+            match key[..end].iter().rposition(|&b| b == b'/') {
+                Some(i) => end = i,
                 None => break,
             }
         }
@@ -382,6 +404,26 @@ impl<'a> Applier<'a> {
         ))
     }
 
+    /// True if a file just created in the cached parent directory already has the owner
+    /// `meta` asks for, so no `chown` is needed: the ids are this process's, and the parent's
+    /// group is its group too (a new file takes its parent's group when the parent is setgid
+    /// or the filesystem is mounted `grpid`). One `chown` fewer per file of a root-owned image.
+    fn owned_as_created(&mut self, name: &[u8], meta: &Meta) -> Result<bool> {
+        if self.rootless || self.host_ids(name, meta)? != self.ids {
+            return Ok(false);
+        }
+        let gid = match (self.cache_gid, &self.cache) {
+            (Some(g), _) => g,
+            (None, Some((_, fd))) => {
+                let st = rfs::fstat(&**fd).map_err(|e| self.failed(name, "stat parent", e))?;
+                self.cache_gid = Some(st.st_gid);
+                st.st_gid
+            }
+            (None, None) => return Ok(false),
+        };
+        Ok(gid == self.ids.1)
+    }
+
     /// Owner, xattrs: on an open fd (a regular file or a directory).
     fn set_owner_fd(&self, name: &[u8], fd: BorrowedFd<'_>, meta: &Meta) -> Result<()> {
         if self.rootless {
@@ -523,6 +565,32 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Runs `make` (which creates `base` in the directory it is given) in the parent
+    /// directory; if `base` exists, removes it and runs `make` again. Trying first saves a
+    /// `stat` per entry: most entries do not replace anything.
+    fn create<T>(
+        &mut self,
+        name: &[u8],
+        parent: &[Vec<u8>],
+        base: &[u8],
+        op: &str,
+        make: impl Fn(BorrowedFd<'_>) -> rustix::io::Result<T>,
+    ) -> Result<(T, Rc<OwnedFd>)> {
+        let dirfd = self.parent(name, parent)?;
+        match make(dirfd.as_fd()) {
+            Ok(t) => return Ok((t, dirfd)),
+            Err(Errno::EXIST) => {}
+            Err(e) => return Err(self.failed(name, op, e)),
+        }
+        drop(dirfd);
+        self.clear_slot(name, parent, base, false)?;
+        let dirfd = self.parent(name, parent)?;
+        match make(dirfd.as_fd()) {
+            Ok(t) => Ok((t, dirfd)),
+            Err(e) => Err(self.failed(name, op, e)),
+        }
+    }
+
     fn directory<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
@@ -534,15 +602,19 @@ impl<'a> Applier<'a> {
         let meta = self.meta(entry, name)?;
         // layer.md "Changeset over existing files": a directory over a directory keeps it and
         // takes the entry's attributes; anything else is removed first.
-        let kept = self.clear_slot(name, parent, base, true)?;
-        let dirfd = self.parent(name, parent)?;
-        let dir = dirfd.as_fd();
-        if !kept {
-            match rfs::mkdirat(dir, os(base), Mode::from_raw_mode(0o700)) {
-                Ok(()) => {}
-                Err(e) => return Err(self.failed(name, "mkdir", e)),
+        let mut dirfd = self.parent(name, parent)?;
+        match rfs::mkdirat(dirfd.as_fd(), os(base), Mode::from_raw_mode(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                if !self.clear_slot(name, parent, base, true)? {
+                    dirfd = self.parent(name, parent)?;
+                    rfs::mkdirat(dirfd.as_fd(), os(base), Mode::from_raw_mode(0o700))
+                        .map_err(|e| self.failed(name, "mkdir", e))?;
+                }
             }
+            Err(e) => return Err(self.failed(name, "mkdir", e)),
         }
+        let dir = dirfd.as_fd();
         let fd = open_dir_at(dir, os(base)).map_err(|e| self.failed(name, "open directory", e))?;
         self.set_dir_meta(name, fd.as_fd(), &meta)?;
         if let Form::Overlay { xattr_prefix } = self.form {
@@ -567,16 +639,14 @@ impl<'a> Applier<'a> {
         sparse: bool,
     ) -> Result<()> {
         let meta = self.meta(entry, name)?;
-        self.clear_slot(name, parent, base, false)?;
-        let dirfd = self.parent(name, parent)?;
-        let dir = dirfd.as_fd();
-        let fd = rfs::openat(
-            dir,
-            os(base),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| self.failed(name, "create", e))?;
+        let (fd, _) = self.create(name, parent, base, "create", |dir| {
+            rfs::openat(
+                dir,
+                os(base),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        })?;
         let mut file = File::from(fd);
         let mut len: u64 = 0;
         let mut buf = std::mem::take(&mut self.buf);
@@ -623,7 +693,9 @@ impl<'a> Applier<'a> {
         }
         // Order matters: chown clears setuid/setgid and security.capability, so chown, then
         // chmod, then xattrs, then times.
-        self.set_owner_fd(name, file.as_fd(), &meta)?;
+        if !self.owned_as_created(name, &meta)? {
+            self.set_owner_fd(name, file.as_fd(), &meta)?;
+        }
         rfs::fchmod(&file, Mode::from_raw_mode(meta.mode))
             .map_err(|e| self.failed(name, "chmod", e))?;
         self.set_xattrs_fd(name, file.as_fd(), &meta)?;
@@ -643,12 +715,12 @@ impl<'a> Applier<'a> {
             .link_name_bytes()
             .ok_or_else(|| self.invalid(name, "symlink without a target"))?
             .into_owned();
-        self.clear_slot(name, parent, base, false)?;
-        let dirfd = self.parent(name, parent)?;
-        let dir = dirfd.as_fd();
         // The target is stored as is: it is only ever followed through RESOLVE_IN_ROOT here, and
         // inside the container's own root later.
-        rfs::symlinkat(os(&target), dir, os(base)).map_err(|e| self.failed(name, "symlink", e))?;
+        let ((), dirfd) = self.create(name, parent, base, "symlink", |dir| {
+            rfs::symlinkat(os(&target), dir, os(base))
+        })?;
+        let dir = dirfd.as_fd();
         self.set_meta_at(name, dir, base, &meta, true)?;
         rfs::utimensat(dir, os(base), &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| self.failed(name, "utimens", e))?;
@@ -677,7 +749,6 @@ impl<'a> Applier<'a> {
         if &target == path {
             return Err(self.invalid(name, "hardlink to itself"));
         }
-        self.clear_slot(name, parent, base, false)?;
         let tdir = self.root.resolve_dir(tparent).map_err(|e| {
             self.failed(
                 name,
@@ -685,16 +756,11 @@ impl<'a> Applier<'a> {
                 e,
             )
         })?;
-        let dirfd = self.parent(name, parent)?;
-        let dir = dirfd.as_fd();
         // Flags 0: the target's last component is not followed, so a symlink pointing out of
         // the root is linked as the symlink it is.
-        rfs::linkat(&tdir, os(tbase), dir, os(base), AtFlags::empty()).map_err(|e| {
-            self.failed(
-                name,
-                format!("link to {:?}", String::from_utf8_lossy(&raw)),
-                e,
-            )
+        let op = format!("link to {:?}", String::from_utf8_lossy(&raw));
+        self.create(name, parent, base, &op, |dir| {
+            rfs::linkat(&tdir, os(tbase), dir, os(base), AtFlags::empty())
         })?;
         Ok(())
     }
@@ -727,11 +793,10 @@ impl<'a> Applier<'a> {
                 (ft, rfs::makedev(major, minor))
             }
         };
-        self.clear_slot(name, parent, base, false)?;
-        let dirfd = self.parent(name, parent)?;
+        let ((), dirfd) = self.create(name, parent, base, "mknod", |dir| {
+            rfs::mknodat(dir, os(base), ft, Mode::from_raw_mode(0o600), dev)
+        })?;
         let dir = dirfd.as_fd();
-        rfs::mknodat(dir, os(base), ft, Mode::from_raw_mode(0o600), dev)
-            .map_err(|e| self.failed(name, "mknod", e))?;
         self.set_meta_at(name, dir, base, &meta, false)?;
         // The node was created just above in a directory only this unpack writes to, so
         // following `base` here reaches that node.

@@ -350,17 +350,19 @@ impl Unpacker {
                 })
             }
         }
-        let (tx, rx) = stream::channel();
+        let ((tx, rx), (recycle_tx, recycle_rx)) = stream::channels();
         let (applied, produced) = std::thread::scope(|s| {
             let producer = s.spawn(|| {
                 stream::produce(
                     blob,
+                    digest,
                     diff_id.map(|d| d.algorithm()),
                     &counters.bytes_read,
                     tx,
+                    recycle_rx,
                 )
             });
-            let mut reader = stream::ChunkReader::new(rx);
+            let mut reader = stream::ChunkReader::new(rx, recycle_tx);
             let applied = {
                 let budget = std::cell::Cell::new(None);
                 let mut archive = tar::Archive::new(apply::HeaderBudget::new(&mut reader, &budget));

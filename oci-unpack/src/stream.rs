@@ -93,16 +93,20 @@ fn untag(e: io::Error) -> ProducerError {
 ///
 /// The blob is read to its very end even after the decoder stops, so a verifying reader sees
 /// EOF and checks the blob digest.
+///
+/// `blob_digest` is the digest the blob reader verifies at its end: for an uncompressed layer
+/// whose diff_id uses the same algorithm, the uncompressed stream is the blob, so its digest
+/// is that one and the bytes are not hashed a second time.
 pub(crate) fn produce<R: Read>(
     blob: R,
+    blob_digest: &Digest,
     diff_algorithm: Option<&oci_spec::image::DigestAlgorithm>,
     bytes_read: &AtomicU64,
     tx: SyncSender<Vec<u8>>,
+    recycled: Receiver<Vec<u8>>,
 ) -> Result<Digest, ProducerError> {
-    let mut hasher = match diff_algorithm {
-        Some(a) => Hasher::new(a).unwrap_or_else(|_| Hasher::sha256()),
-        None => Hasher::sha256(),
-    };
+    let algorithm = diff_algorithm.unwrap_or(&oci_spec::image::DigestAlgorithm::Sha256);
+    let mut hasher = Hasher::new(algorithm).unwrap_or_else(|_| Hasher::sha256());
     let counted = Counting {
         inner: blob,
         counter: bytes_read,
@@ -119,9 +123,12 @@ pub(crate) fn produce<R: Read>(
         ),
         Compression::None => Box::new(&mut buffered),
     };
+    let same_as_blob = compression == Compression::None && blob_digest.algorithm() == algorithm;
     let mut receiver_gone = false;
     loop {
-        let mut chunk = vec![0u8; CHUNK];
+        // Chunks come back from the reader once consumed: no allocation or zeroing per chunk.
+        let mut chunk = recycled.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK, 0);
         let mut filled = 0;
         while filled < CHUNK {
             match decoder.read(&mut chunk[filled..]) {
@@ -135,7 +142,9 @@ pub(crate) fn produce<R: Read>(
             break;
         }
         chunk.truncate(filled);
-        hasher.update(&chunk);
+        if !same_as_blob {
+            hasher.update(&chunk);
+        }
         if !receiver_gone && tx.send(chunk).is_err() {
             // The applier stopped on an error of its own, which is the one to report.
             receiver_gone = true;
@@ -150,20 +159,27 @@ pub(crate) fn produce<R: Read>(
     // Trailing bytes after the compressed stream still belong to the blob: read them so the
     // verifying reader reaches EOF.
     io::copy(&mut buffered, &mut io::sink()).map_err(untag)?;
+    if same_as_blob {
+        // The blob reader reached its end without an error: the blob, which is the stream,
+        // has the blob digest.
+        return Ok(blob_digest.clone());
+    }
     Ok(hasher.finish())
 }
 
-/// The consumer side: a `Read` over the chunks the producer sends.
+/// The consumer side: a `Read` over the chunks the producer sends, handing each back once read.
 pub(crate) struct ChunkReader {
     rx: Receiver<Vec<u8>>,
+    recycle: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
 }
 
 impl ChunkReader {
-    pub(crate) fn new(rx: Receiver<Vec<u8>>) -> Self {
+    pub(crate) fn new(rx: Receiver<Vec<u8>>, recycle: SyncSender<Vec<u8>>) -> Self {
         Self {
             rx,
+            recycle,
             cur: Vec::new(),
             pos: 0,
         }
@@ -181,7 +197,9 @@ impl Read for ChunkReader {
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(c) => {
-                    self.cur = c;
+                    let used = std::mem::replace(&mut self.cur, c);
+                    // A full pool (or a finished producer) just drops the chunk.
+                    let _ = self.recycle.try_send(used);
                     self.pos = 0;
                 }
                 Err(_) => return Ok(0),
@@ -194,8 +212,13 @@ impl Read for ChunkReader {
     }
 }
 
-pub(crate) fn channel() -> (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) {
-    sync_channel(DEPTH)
+/// The channel of chunks, and the one that returns them to the producer.
+#[allow(clippy::type_complexity)]
+pub(crate) fn channels() -> (
+    (SyncSender<Vec<u8>>, Receiver<Vec<u8>>),
+    (SyncSender<Vec<u8>>, Receiver<Vec<u8>>),
+) {
+    (sync_channel(DEPTH), sync_channel(DEPTH + 2))
 }
 
 #[cfg(test)]
@@ -205,11 +228,12 @@ mod tests {
 
     fn run(blob: Vec<u8>) -> (Vec<u8>, Result<Digest, ProducerError>) {
         let counter = AtomicU64::new(0);
-        let (tx, rx) = channel();
+        let ((tx, rx), (rtx, rrx)) = channels();
+        let digest = oci_image::sha256_digest(&blob);
         std::thread::scope(|s| {
-            let h = s.spawn(|| produce(&blob[..], None, &counter, tx));
+            let h = s.spawn(|| produce(&blob[..], &digest, None, &counter, tx, rrx));
             let mut out = Vec::new();
-            ChunkReader::new(rx).read_to_end(&mut out).unwrap();
+            ChunkReader::new(rx, rtx).read_to_end(&mut out).unwrap();
             (out, h.join().unwrap())
         })
     }

@@ -312,38 +312,44 @@ fn unpack_fails(
 
 #[test]
 fn a_tampered_blob_fails_and_leaves_nothing() {
-    let w = workdir();
-    let mut t = Tar::new();
-    t.file("x", &[7u8; 100_000], 0o644);
-    let (layout, image) = image(
-        &w.path().join("layout"),
-        &[base_layer(), t.bytes()],
-        Comp::Gzip,
-    );
-    // Rewrite the second blob in place with different bytes of the same length.
-    let d = &image.layers[1].descriptor;
-    let path = layout.blob_path(d.digest()).unwrap();
-    let mut bytes = std::fs::read(&path).unwrap();
-    let n = bytes.len();
-    bytes[n - 5] ^= 1;
-    std::fs::write(&path, bytes).unwrap();
-    let e = unpack_fails(&layout, &image, w.path());
-    assert!(
-        matches!(e, Error::Blob { .. } | Error::Decompress { .. }),
-        "{e}"
-    );
-    assert!(e.to_string().contains(&d.digest().to_string()), "{e}");
+    // Uncompressed too: there the diff_id is the blob digest, and the stream is hashed once.
+    for c in [Comp::Gzip, Comp::None] {
+        let w = workdir();
+        let mut t = Tar::new();
+        t.file("x", &[7u8; 100_000], 0o644);
+        let (layout, image) = image(&w.path().join("layout"), &[base_layer(), t.bytes()], c);
+        // Rewrite the second blob in place with different bytes of the same length.
+        let d = &image.layers[1].descriptor;
+        let path = layout.blob_path(d.digest()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 5] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let e = unpack_fails(&layout, &image, w.path());
+        assert!(
+            matches!(e, Error::Blob { .. } | Error::Decompress { .. }),
+            "{c:?}: {e}"
+        );
+        assert!(e.to_string().contains(&d.digest().to_string()), "{e}");
+    }
 }
 
 #[test]
 fn a_wrong_diff_id_fails_and_leaves_nothing() {
-    let w = workdir();
-    let (layout, mut image) = image(&w.path().join("layout"), &[base_layer()], Comp::Zstd);
-    let wrong = oci_image::sha256_digest(b"not the tar");
-    image.layers[0].diff_id = wrong.clone();
-    match unpack_fails(&layout, &image, w.path()) {
-        Error::DiffIdMismatch { expected, .. } => assert_eq!(*expected, wrong),
-        e => panic!("{e}"),
+    for c in [Comp::Zstd, Comp::None] {
+        let w = workdir();
+        let (layout, mut image) = image(&w.path().join("layout"), &[base_layer()], c);
+        let wrong = oci_image::sha256_digest(b"not the tar");
+        image.layers[0].diff_id = wrong.clone();
+        match unpack_fails(&layout, &image, w.path()) {
+            Error::DiffIdMismatch {
+                expected, actual, ..
+            } => {
+                assert_eq!(*expected, wrong);
+                assert_eq!(*actual, oci_image::sha256_digest(&base_layer()), "{c:?}");
+            }
+            e => panic!("{c:?}: {e}"),
+        }
     }
 }
 
@@ -487,4 +493,23 @@ fn a_non_layer_media_type_is_refused() {
         .apply_layer(&root, &blob[..], config, None)
         .unwrap_err();
     assert!(matches!(e, Error::NotALayer { .. }), "{e}");
+}
+
+/// A file the unpacker may leave with the owner it was created with (root's own) still gets
+/// the image's owner in a setgid directory of another group, where new files take the
+/// directory's group.
+#[test]
+fn owners_in_a_setgid_directory() {
+    let mut t = Tar::new();
+    t.dir_owned("sg/", 0o2775, 0, 1234)
+        .file("sg/root", b"r", 0o644)
+        .file_owned("sg/other", b"o", 0o644, 5, 1234)
+        .dir("plain/", 0o755)
+        .file("plain/root", b"r", 0o644);
+    let (_w, root) = unpack(&[t.bytes()], Comp::None);
+    let s = snapshot(&root);
+    assert_eq!((s["sg"].gid, s["sg"].mode), (1234, 0o2775));
+    assert_eq!((s["sg/root"].uid, s["sg/root"].gid), (0, 0));
+    assert_eq!((s["sg/other"].uid, s["sg/other"].gid), (5, 1234));
+    assert_eq!((s["plain/root"].uid, s["plain/root"].gid), (0, 0));
 }
