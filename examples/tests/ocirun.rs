@@ -495,3 +495,24 @@ fn spec_features_version_and_logs() {
     assert!(line["msg"].as_str().unwrap().contains("does not exist"));
     assert!(b.fails(&["--systemd-cgroup", "list"]).contains("systemd"));
 }
+
+#[test]
+fn seccomp_without_no_new_privileges_for_a_non_root_user() {
+    // podman's configs: Docker's seccomp profile, noNewPrivileges false, a non-root user. The
+    // filter must go in while the init still has CAP_SYS_ADMIN (before the uid change).
+    let b = Bundle::new(
+        "nnp",
+        &["sh", "-c", "id -u; grep Seccomp: /proc/self/status"],
+    );
+    let mut spec = b.spec();
+    let p = spec.process_mut().as_mut().unwrap();
+    p.set_no_new_privileges(Some(false));
+    let mut user = p.user().clone();
+    user.set_uid(65534);
+    user.set_gid(65534);
+    p.set_user(user);
+    b.write(&spec);
+    let out = b.ok(&["run", "--bundle", b.path().to_str().unwrap(), &b.id]);
+    assert!(out.contains("65534"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "a filter is installed: {out}");
+}

@@ -239,10 +239,14 @@ impl Runtime {
                 rustix::fs::CWD,
                 &fifo,
                 rustix::fs::FileType::Fifo,
-                rustix::fs::Mode::from_raw_mode(0o600),
+                // 0622 as runc: the container's user (any uid) must be able to open it for writing.
+                rustix::fs::Mode::from_raw_mode(0o622),
                 0,
             )
             .map_err(|e| Error::io(&fifo, e.into()))?;
+            // mknod applies the umask: set the mode explicitly.
+            rustix::fs::chmod(&fifo, rustix::fs::Mode::from_raw_mode(0o622))
+                .map_err(|e| Error::io(&fifo, e.into()))?;
             options = options.exec_fifo(fifo);
         }
         let (hook_spec, hook_id, hook_bundle) = (spec.clone(), id.to_string(), bundle.path.clone());

@@ -185,6 +185,14 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
     if let Some(c) = &p.caps {
         caps::drop_bounding(c)?;
     }
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN in the effective set, which
+    // the uid change and capset below take away: so it goes in here, while the process is
+    // still root with its capabilities, as runc does (standard_init_linux.go installs it before
+    // finalizeNamespace). The profile must then allow the few syscalls between here and
+    // execve (setgroups, setresuid, capset, prctl, stat, sendmsg, execve), as Docker's does.
+    if let Some(s) = p.seccomp.as_ref().filter(|_| !p.no_new_privs) {
+        crate::seccomp::install(s)?;
+    }
     // SAFETY: plain syscalls.
     unsafe {
         // Keep the permitted set across the uid change; capset below sets the exact sets.
@@ -205,19 +213,14 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
     if let Some(c) = &p.caps {
         caps::apply(c)?;
     }
-    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which the process may have
-    // just dropped... so it goes in before the wait, as runc does; the profile must then allow
-    // the few syscalls between here and execve (sendmsg/recvmsg, prctl, close_range, execve).
-    // A NOTIFY filter goes in here too, so that its listener reaches the runtime during create
+    // A NOTIFY filter goes in here, so that its listener reaches the runtime during create
     // (seccomp.rs, "NOTIFY"); no_new_privs is then set first.
     if let Some(s) = p
         .seccomp
         .as_ref()
-        .filter(|s| !p.no_new_privs || s.notifies())
+        .filter(|s| p.no_new_privs && s.notifies())
     {
-        if p.no_new_privs {
-            crate::seccomp::set_no_new_privs()?;
-        }
+        crate::seccomp::set_no_new_privs()?;
         crate::seccomp::install(s)?;
     }
     let mut chosen = None;
