@@ -516,3 +516,23 @@ fn seccomp_without_no_new_privileges_for_a_non_root_user() {
     assert!(out.contains("65534"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "a filter is installed: {out}");
 }
+
+#[test]
+fn ambient_capabilities_that_cannot_be_raised_are_skipped() {
+    // runc's default config lists ambient capabilities that are not inheritable; the kernel
+    // refuses to raise them, and config.md says such a request is a warning, not a failure.
+    use oci_spec::runtime::Capability;
+    let b = Bundle::new("ambient", &["true"]);
+    let mut spec = b.spec();
+    let p = spec.process_mut().as_mut().unwrap();
+    let mut caps = p.capabilities().clone().unwrap();
+    caps.set_ambient(Some(
+        [Capability::Kill, Capability::AuditWrite]
+            .into_iter()
+            .collect(),
+    ));
+    caps.set_inheritable(Some(Default::default()));
+    p.set_capabilities(Some(caps));
+    b.write(&spec);
+    b.ok(&["run", "--bundle", b.path().to_str().unwrap(), &b.id]);
+}
