@@ -2,7 +2,8 @@
 # Times oci-unpack (flat and layer store), `umoci unpack` and `tar -x` of the same layer blobs,
 # in one run on the same filesystem (criterion bench `unpack`), then prints each tool's median
 # time and its ratio to ours. Sizes: see the header of benches/benches/unpack.rs
-# (OCI_BENCH_SMALL_FILES, OCI_BENCH_LARGE_MIB, OCI_BENCH_DISTRO, OCI_BENCH_UNPACK).
+# (OCI_BENCH_SMALL_FILES, OCI_BENCH_LARGE_MIB, OCI_BENCH_DISTRO, OCI_BENCH_UNPACK, OCI_BENCH_DIR).
+# Arguments go to criterion: a filter such as 'unpack_small/.*/tar' runs part of it.
 set -eu
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
