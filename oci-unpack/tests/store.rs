@@ -192,3 +192,68 @@ fn bad_owner_names_are_refused() {
         assert!(matches!(e, Error::Invalid { .. }), "{bad}: {e}");
     }
 }
+
+/// Two handles on one store (as two processes would have), preparing and releasing images that
+/// share their base layer, over and over: the store's lock keeps every layer an owner holds
+/// present and complete while the other side removes what it no longer needs, and nothing is
+/// left at the end.
+#[test]
+fn concurrent_prepare_and_release_of_shared_layers() {
+    let w = workdir();
+    let ls = layers();
+    let (layout_a, image_a) = image(&w.path().join("layout-a"), &ls, Comp::Gzip);
+    let mut other = Tar::new();
+    other.file("other", b"o", 0o644);
+    let (layout_b, image_b) = common::image(
+        &w.path().join("layout-b"),
+        &[ls[0].clone(), other.bytes()],
+        Comp::Zstd,
+    );
+    let store_dir = w.path().join("store");
+    let cases = [
+        (&layout_a, &image_a, "a", "etc/new"),
+        (&layout_b, &image_b, "b", "other"),
+    ];
+    std::thread::scope(|s| {
+        for (i, &(layout, image, owner, top_file)) in cases.iter().enumerate() {
+            let store_dir = &store_dir;
+            let ctr = w.path().join(format!("ctr-{owner}"));
+            s.spawn(move || {
+                let store = LayerStore::open(store_dir).unwrap();
+                let u = Unpacker::new();
+                for round in 0..25 {
+                    let chain = store.prepare(&u, layout, image, owner).unwrap();
+                    for c in &chain {
+                        assert!(store.contains(c), "{owner} round {round}: {c} missing");
+                    }
+                    assert_eq!(
+                        std::fs::read(store.diff_path(&chain[0]).join("etc/keep")).unwrap(),
+                        b"k"
+                    );
+                    assert!(store.diff_path(&chain[1]).join(top_file).exists());
+                    if round % 5 == i {
+                        // The merged tree is whole while the other side releases.
+                        let dir = ctr.join(round.to_string());
+                        let mount = store.mount(&chain, &dir).unwrap();
+                        assert!(mount.merged().join("etc/keep").is_file());
+                        assert!(mount.merged().join(top_file).is_file());
+                        mount.unmount().unwrap();
+                    }
+                    store.release(owner).unwrap();
+                }
+            });
+        }
+    });
+    let store = LayerStore::open(&store_dir).unwrap();
+    assert!(store.layers().unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(store.path().join("tmp")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(store.path().join("owners"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
