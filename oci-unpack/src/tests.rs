@@ -196,11 +196,18 @@ fn rootless_mount_child() {
     };
     let (_, _, chain) = chain_of(&layout);
     let store = LayerStore::open(store).unwrap();
-    let mount = store.mount(&chain, ctr).unwrap();
-    assert!(mount_options(mount.merged()).contains("userxattr"));
-    // Owners differ (nobody is root in here), everything else is the flat unpack's.
-    assert_same_tree(mount.merged(), &flat, false);
-    mount.unmount().unwrap();
+    // Both ways of mounting: `lowerdir+`, and mount(2) as kernels before 6.8 need.
+    for legacy in [false, true] {
+        FORCE_LEGACY_MOUNT.with(|f| f.set(legacy));
+        let mount = store.mount(&chain, ctr.join(legacy.to_string())).unwrap();
+        FORCE_LEGACY_MOUNT.with(|f| f.set(false));
+        let opts = mount_options(mount.merged());
+        assert!(opts.contains("userxattr"), "{opts}");
+        assert_eq!(opts.contains("lowerdir+="), !legacy, "{opts}");
+        // Owners differ (nobody is root in here), everything else is the flat unpack's.
+        assert_same_tree(mount.merged(), &flat, false);
+        mount.unmount().unwrap();
+    }
 }
 
 fn run_child(mut cmd: std::process::Command, test: &str, envs: &[(&str, &Path)], xwhiteout: bool) {
