@@ -536,3 +536,45 @@ fn ambient_capabilities_that_cannot_be_raised_are_skipped() {
     b.write(&spec);
     b.ok(&["run", "--bundle", b.path().to_str().unwrap(), &b.id]);
 }
+
+#[test]
+fn tmpcopyup_fills_a_tmpfs_with_the_image_content() {
+    // podman's --read-only mounts /tmp, /var/tmp and /run as tmpfs with runc's `tmpcopyup`.
+    let b = Bundle::new("copyup", &["sh", "-c", "cat /data/seed; ls -l /data/link; echo new > /data/new && cat /data/new; grep ' /data ' /proc/self/mounts"]);
+    let data = b.path().join("rootfs/data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("seed"), "from-image\n").unwrap();
+    std::os::unix::fs::symlink("seed", data.join("link")).unwrap();
+    let mut spec = b.spec();
+    let mut mounts = spec.mounts().clone().unwrap();
+    mounts.push(
+        oci_spec::runtime::MountBuilder::default()
+            .destination("/data")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec![
+                "tmpcopyup".to_string(),
+                "nosuid".to_string(),
+                "size=1m".to_string(),
+            ])
+            .build()
+            .unwrap(),
+    );
+    spec.set_mounts(Some(mounts));
+    spec.root_mut().as_mut().unwrap().set_readonly(Some(true));
+    b.write(&spec);
+    let out = b.ok(&["run", "--bundle", b.path().to_str().unwrap(), &b.id]);
+    assert!(out.contains("from-image"), "{out}");
+    assert!(out.contains("link -> seed"), "{out}");
+    assert!(
+        out.contains("new"),
+        "the tmpfs is writable on a read-only root: {out}"
+    );
+    assert!(out.contains("tmpfs /data tmpfs"), "{out}");
+    assert!(!data.join("new").exists(), "writes stay in the tmpfs");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains("oci-sandbox-tmpcopyup"),
+        "the host side is unmounted"
+    );
+}

@@ -216,6 +216,203 @@ pub(crate) struct Plan {
     pub dev_is_bind: bool,
     /// MS_MOVE the rootfs onto / and chroot instead of pivot_root (runc's `--no-pivot`).
     pub no_pivot: bool,
+    /// The host-side tmpfs of `tmpcopyup` mounts; unmounted when the plan is dropped (after
+    /// the container has bound them, or on failure).
+    pub _copy_ups: Vec<CopyUp>,
+}
+
+/// A `tmpcopyup` tmpfs (runc's extension, podman's `--read-only` mounts): a tmpfs mounted
+/// privately on the host, filled with what the image has at the destination, then bound into
+/// the container like any bind mount. Once the container holds its bind, the host side is
+/// detached; the tmpfs lives as long as the container's mount.
+#[derive(Debug)]
+pub(crate) struct CopyUp {
+    dir: std::path::PathBuf,
+}
+
+impl Drop for CopyUp {
+    fn drop(&mut self) {
+        if let Ok(c) = CString::new(self.dir.as_os_str().as_bytes()) {
+            // SAFETY: umount2(2) of our own mount point.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Mounts the tmpfs of a `tmpcopyup` mount on the host and copies `rootfs`/`dest` into it.
+fn copy_up(rootfs: &Path, dest: &Path, flags: c_ulong, data: &str) -> Result<CopyUp> {
+    let dir = std::env::temp_dir().join(format!(
+        "oci-sandbox-tmpcopyup-{}-{}",
+        std::process::id(),
+        COPY_UPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    std::fs::create_dir(&dir).map_err(Error::sys("mkdir", dir.clone()))?;
+    let up = CopyUp { dir };
+    let target = cstr(up.dir.as_os_str().as_bytes(), "mounts[].destination")?;
+    let data_c = cstr(data, "mounts[].options")?;
+    // SAFETY: mount(2) with valid C strings; then make it private so that nothing propagates
+    // between the host and the container through it.
+    unsafe {
+        let fstype = c"tmpfs";
+        if libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data_c.as_ptr().cast(),
+        ) < 0
+        {
+            return Err(Error::last_os("mount", Some(up.dir.clone())));
+        }
+        if libc::mount(
+            std::ptr::null(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) < 0
+        {
+            return Err(Error::last_os("mount", Some(up.dir.clone())));
+        }
+    }
+    // The source, resolved inside the rootfs (a symlinked destination cannot make us copy a
+    // host directory); a destination the image does not have leaves the tmpfs empty.
+    let root = std::fs::File::open(rootfs).map_err(Error::sys("open", rootfs.to_path_buf()))?;
+    let rel = dest.strip_prefix("/").unwrap_or(dest);
+    let rel_c = cstr(rel.as_os_str().as_bytes(), "mounts[].destination")?;
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: 0x10 | 0x02, // RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+    };
+    // SAFETY: openat2(2) with a valid struct and its size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            std::os::fd::AsRawFd::as_raw_fd(&root),
+            rel_c.as_ptr(),
+            &how,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Ok(up);
+    }
+    // SAFETY: a fresh fd we own.
+    let src: std::os::fd::OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as c_int) };
+    copy_tree(&src, &up.dir, 0)?;
+    copy_owner_mode(&src, &up.dir)?;
+    Ok(up)
+}
+
+static COPY_UPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn copy_owner_mode(src: &std::os::fd::OwnedFd, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::File::from(src.try_clone().map_err(Error::sys("dup", None))?)
+        .metadata()
+        .map_err(Error::sys("fstat", dst.to_path_buf()))?;
+    std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))
+        .map_err(Error::sys("chown", dst.to_path_buf()))?;
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(Error::sys("chmod", dst.to_path_buf()))
+}
+
+/// Copies the directory open at `src` into `dst` (a directory on our tmpfs): every entry is
+/// opened relative to its parent's fd without following symlinks, so the walk stays inside
+/// the image's tree.
+fn copy_tree(src: &std::os::fd::OwnedFd, dst: &Path, depth: usize) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if depth > 128 {
+        return Err(Error::invalid(
+            "mounts[].options (tmpcopyup)",
+            "directory tree deeper than 128",
+        ));
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(src);
+    let list = format!("/proc/self/fd/{fd}");
+    for entry in std::fs::read_dir(&list).map_err(Error::sys("readdir", dst.to_path_buf()))? {
+        let entry = entry.map_err(Error::sys("readdir", dst.to_path_buf()))?;
+        let name = entry.file_name();
+        let name_c = cstr(name.as_bytes(), "mounts[].destination")?;
+        let target = dst.join(&name);
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatat(2) relative to our dir fd, not following a symlink.
+        if unsafe { libc::fstatat(fd, name_c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
+            continue;
+        }
+        let mode = st.st_mode & libc::S_IFMT;
+        let open = |flags: c_int| -> Result<std::os::fd::OwnedFd> {
+            // SAFETY: openat(2) relative to our dir fd.
+            let f = unsafe {
+                libc::openat(
+                    fd,
+                    name_c.as_ptr(),
+                    flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            if f < 0 {
+                return Err(Error::last_os("openat", Some(target.clone())));
+            }
+            // SAFETY: a fresh fd we own.
+            Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(f) })
+        };
+        match mode {
+            libc::S_IFDIR => {
+                std::fs::create_dir(&target).map_err(Error::sys("mkdir", target.clone()))?;
+                let sub = open(libc::O_RDONLY | libc::O_DIRECTORY)?;
+                copy_tree(&sub, &target, depth + 1)?;
+                copy_owner_mode(&sub, &target)?;
+            }
+            libc::S_IFREG => {
+                let mut from = std::fs::File::from(open(libc::O_RDONLY)?);
+                let mut to = std::fs::File::create_new(&target)
+                    .map_err(Error::sys("create", target.clone()))?;
+                std::io::copy(&mut from, &mut to).map_err(Error::sys("copy", target.clone()))?;
+                let meta = from
+                    .metadata()
+                    .map_err(Error::sys("fstat", target.clone()))?;
+                std::os::unix::fs::fchown(&to, Some(meta.uid()), Some(meta.gid()))
+                    .map_err(Error::sys("chown", target.clone()))?;
+                to.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+                    .map_err(Error::sys("chmod", target.clone()))?;
+            }
+            libc::S_IFLNK => {
+                let mut buf = [0u8; 4096];
+                // SAFETY: readlinkat(2) into our buffer.
+                let n = unsafe {
+                    libc::readlinkat(fd, name_c.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+                };
+                if n < 0 {
+                    return Err(Error::last_os("readlinkat", Some(target.clone())));
+                }
+                let link = std::ffi::OsStr::from_bytes(&buf[..n as usize]);
+                std::os::unix::fs::symlink(link, &target)
+                    .map_err(Error::sys("symlink", target.clone()))?;
+                std::os::unix::fs::lchown(&target, Some(st.st_uid), Some(st.st_gid))
+                    .map_err(Error::sys("chown", target.clone()))?;
+            }
+            // Sockets are not copied; fifos and device nodes are recreated.
+            libc::S_IFSOCK => {}
+            _ => {
+                let t = cstr(target.as_os_str().as_bytes(), "mounts[].destination")?;
+                // SAFETY: mknod(2) with a valid path.
+                if unsafe { libc::mknod(t.as_ptr(), st.st_mode, st.st_rdev) } < 0 {
+                    return Err(Error::last_os("mknod", Some(target.clone())));
+                }
+                std::os::unix::fs::lchown(&target, Some(st.st_uid), Some(st.st_gid))
+                    .map_err(Error::sys("chown", target.clone()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Flag {
@@ -383,6 +580,8 @@ fn mount_plan(
     m: &oci_spec::runtime::Mount,
     bundle: Option<&Path>,
     cg: &CgroupCtx,
+    rootfs: &Path,
+    copy_ups: &mut Vec<CopyUp>,
 ) -> Result<Vec<MountPlan>> {
     if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
         return Err(Error::Unsupported {
@@ -396,6 +595,7 @@ fn mount_plan(
     let mut recursive = false;
     let mut props = Vec::new();
     let mut data = Vec::new();
+    let mut tmpcopyup = false;
     for opt in m.options().as_deref().unwrap_or_default() {
         match opt.as_str() {
             "bind" => bind = true,
@@ -413,11 +613,7 @@ fn mount_plan(
                     field: "mounts[].options (remount)",
                 })
             }
-            "tmpcopyup" => {
-                return Err(Error::Unsupported {
-                    field: "mounts[].options (tmpcopyup)",
-                })
-            }
+            "tmpcopyup" => tmpcopyup = true,
             o => {
                 if let Some(p) = propagation(o) {
                     props.push(p);
@@ -446,6 +642,26 @@ fn mount_plan(
             ));
         }
         return cgroup_mounts(m.destination(), flags, props, cg);
+    }
+    if tmpcopyup {
+        if typ != "tmpfs" || bind {
+            return Err(Error::invalid(
+                "mounts[].options",
+                "tmpcopyup is for tmpfs mounts",
+            ));
+        }
+        // The host-side tmpfs gets the data options (size, mode) and the flags; the bind into
+        // the container gets the flags again (a bind does not inherit them).
+        let up = copy_up(
+            rootfs,
+            m.destination(),
+            flags & !libc::MS_RDONLY,
+            &data.join(","),
+        )?;
+        let mut plan = bind_mount(m.destination(), &up.dir, flags)?;
+        plan.propagation = props;
+        copy_ups.push(up);
+        return Ok(vec![plan]);
     }
     let (source, is_file) = if bind {
         let src = m
@@ -690,8 +906,9 @@ pub(crate) fn plan(
         path: linux.cgroups_path().as_deref(),
     };
     let mut mounts = Vec::new();
+    let mut copy_ups = Vec::new();
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        mounts.extend(mount_plan(m, bundle, &cg)?);
+        mounts.extend(mount_plan(m, bundle, &cg, rootfs, &mut copy_ups)?);
     }
     let dev_is_bind = mounts
         .iter()
@@ -743,6 +960,7 @@ pub(crate) fn plan(
             .unwrap_or(false),
         dev_is_bind,
         no_pivot: false,
+        _copy_ups: copy_ups,
     })
 }
 
