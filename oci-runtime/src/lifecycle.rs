@@ -232,7 +232,8 @@ impl Runtime {
         let mut options = Options::new()
             .bundle(bundle.path.clone())
             .preserve_fds(opts.preserve_fds)
-            .no_pivot(opts.no_pivot);
+            .no_pivot(opts.no_pivot)
+            .no_new_keyring(opts.no_new_keyring);
         if fifo_mode {
             let fifo = dir.join(EXEC_FIFO);
             rustix::fs::mknodat(

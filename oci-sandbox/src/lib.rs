@@ -70,6 +70,7 @@ pub struct Options {
     exec_fifo: Option<PathBuf>,
     id: Option<String>,
     no_pivot: bool,
+    no_new_keyring: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -160,6 +161,13 @@ impl Options {
     /// initramfs. Less isolating: the host's mounts stay under the chroot.
     pub fn no_pivot(mut self, yes: bool) -> Options {
         self.no_pivot = yes;
+        self
+    }
+
+    /// Keeps the caller's session keyring instead of giving the container a new anonymous
+    /// one (runc's `--no-new-keyring`).
+    pub fn no_new_keyring(mut self, yes: bool) -> Options {
+        self.no_new_keyring = yes;
         self
     }
 
@@ -416,7 +424,8 @@ impl Sandbox {
         let devices = devices::plan(linux, ns.new_user(), mounts.dev_is_bind)?;
         let (seccomp, mut notifier) =
             seccomp::prepare(linux.seccomp().as_ref(), 3 + options.preserve_fds as i32)?;
-        let process = process::plan(process, seccomp)?;
+        let mut process = process::plan(process, seccomp)?;
+        process.new_keyring = !options.no_new_keyring;
 
         let mut guard = Guard {
             pids: Vec::new(),

@@ -35,6 +35,9 @@ pub(crate) struct Plan {
     /// `process.terminal`: a pty is made (see `console`).
     pub terminal: bool,
     pub console_size: Option<libc::winsize>,
+    /// Join a new anonymous session keyring before exec (runc's default; `--no-new-keyring`
+    /// turns it off), so the container cannot reach the runtime caller's keys.
+    pub new_keyring: bool,
 }
 
 fn cstr(s: &str, field: &'static str) -> Result<CString> {
@@ -145,6 +148,7 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
         oom_score_adj: p.oom_score_adj(),
         terminal,
         console_size,
+        new_keyring: true,
     })
 }
 
@@ -165,6 +169,19 @@ enum Never {}
 
 fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<Never> {
     rlimits::apply(&p.rlimits)?;
+    if p.new_keyring {
+        // KEYCTL_JOIN_SESSION_KEYRING with no name: a fresh anonymous session keyring. A
+        // kernel without keyrings (ENOSYS) or a seccomp profile refusing keyctl leaves the
+        // inherited one, as runc does.
+        // SAFETY: keyctl(2) with a NULL name.
+        unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                1 as libc::c_long,
+                std::ptr::null::<libc::c_char>(),
+            )
+        };
+    }
     // CVE-2024-21626: close every inherited fd but 0-2, the preserved ones, the sync socket
     // and the exec fifo *before* chdir, so that a cwd like /proc/self/fd/N cannot reach a host
     // directory (the fifo's fd is no directory: chdir through it fails).
