@@ -72,7 +72,10 @@
 //! hardlink to `/etc/shadow` all stay inside the root or are refused. Flat unpacks and store
 //! layers are built in a private directory and renamed into place only once every digest has
 //! verified, so a failing or interrupted unpack leaves nothing half-written. A layer may not set
-//! overlayfs's own xattrs (`trusted.overlay.*`, `user.overlay.*`).
+//! overlayfs's own xattrs (`trusted.overlay.*`, `user.overlay.*`). The tar headers of one entry
+//! (PAX records, GNU long names, which the `tar` crate buffers whole) are capped at 1 MiB, so a
+//! header declaring a gigabyte fails with [`Error::LimitExceeded`] instead of being read into
+//! memory.
 //!
 //! # Choices
 //! - `tar` parses archives (PAX, GNU long names and sparse files included); `flate2` with the
