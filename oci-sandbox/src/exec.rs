@@ -20,7 +20,7 @@ use crate::{
     ExitStatus, Guard, Sandbox,
 };
 use libc::c_int;
-use oci_spec::runtime::{LinuxSeccomp, Process};
+use oci_spec::runtime::{LinuxPersonality, LinuxSeccomp, Process};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -31,6 +31,7 @@ pub struct ExecOptions {
     cgroup_procs: Vec<PathBuf>,
     seccomp: Option<LinuxSeccomp>,
     preserve_fds: u32,
+    personality: Option<LinuxPersonality>,
 }
 
 impl ExecOptions {
@@ -48,6 +49,13 @@ impl ExecOptions {
     /// The container's `linux.seccomp`, installed in the process as in the container's init.
     pub fn seccomp(mut self, seccomp: Option<&LinuxSeccomp>) -> ExecOptions {
         self.seccomp = seccomp.cloned();
+        self
+    }
+
+    /// The container's `linux.personality` (config-linux.md "Personality"), set in the process
+    /// as in the container's init (runc exec does so too).
+    pub fn personality(mut self, personality: Option<&LinuxPersonality>) -> ExecOptions {
+        self.personality = personality.cloned();
         self
     }
 
@@ -218,7 +226,12 @@ impl Sandbox {
                 field: "linux.seccomp (SCMP_ACT_NOTIFY in an exec'd process)",
             });
         }
-        let process = process::plan(process, seccomp)?;
+        let mut process = process::plan(process, seccomp)?;
+        process.personality = options
+            .personality
+            .as_ref()
+            .map(process::plan_personality)
+            .transpose()?;
         let joins = open_namespaces(pid)?;
         let cgroup_procs = open_procs(&options.cgroup_procs)?;
         let (parent_sock, child_sock) =

@@ -393,7 +393,6 @@ impl Sandbox {
         refuse(linux.intel_rdt().is_some(), "linux.intelRdt")?;
         refuse(linux.net_devices().is_some(), "linux.netDevices")?;
         refuse(linux.memory_policy().is_some(), "linux.memoryPolicy")?;
-        refuse(linux.personality().is_some(), "linux.personality")?;
         refuse(spec.solaris().is_some(), "solaris")?;
         refuse(spec.windows().is_some(), "windows")?;
         refuse(spec.vm().is_some(), "vm")?;
@@ -426,6 +425,11 @@ impl Sandbox {
             seccomp::prepare(linux.seccomp().as_ref(), 3 + options.preserve_fds as i32)?;
         let mut process = process::plan(process, seccomp)?;
         process.new_keyring = !options.no_new_keyring;
+        process.personality = linux
+            .personality()
+            .as_ref()
+            .map(process::plan_personality)
+            .transpose()?;
 
         let mut guard = Guard {
             pids: Vec::new(),

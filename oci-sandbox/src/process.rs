@@ -1,5 +1,6 @@
 //! The user's process: config.md "Process" (args, env, cwd, user, umask, capabilities,
-//! noNewPrivileges, rlimits) and the last steps before execve.
+//! noNewPrivileges, rlimits, scheduler, ioPriority), config-linux.md "Personality", and the
+//! last steps before execve.
 
 use crate::caps;
 use crate::error::{Error, Result};
@@ -8,7 +9,10 @@ use crate::seccomp::Compiled;
 use crate::sync::{self, Msg};
 use crate::sys::{self, CResult, Step};
 use libc::{c_char, c_int};
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, Process, Scheduler,
+};
 use std::ffi::CString;
 use std::sync::Arc;
 
@@ -38,6 +42,128 @@ pub(crate) struct Plan {
     /// Join a new anonymous session keyring before exec (runc's default; `--no-new-keyring`
     /// turns it off), so the container cannot reach the runtime caller's keys.
     pub new_keyring: bool,
+    /// config-linux.md "Personality": the persona for personality(2).
+    pub personality: Option<libc::c_ulong>,
+    /// config.md "Process" `scheduler`: the argument of sched_setattr(2).
+    scheduler: Option<SchedAttr>,
+    /// config.md "Process" `ioPriority`: the argument of ioprio_set(2).
+    io_priority: Option<libc::c_int>,
+}
+
+/// `struct sched_attr` of sched_setattr(2), `SCHED_ATTR_SIZE_VER0` (no utilization clamps).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct SchedAttr {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+}
+
+/// config.md "Process" `scheduler` → `sched_attr`. The policies and flags are the kernel's
+/// (include/uapi/linux/sched.h). `SCHED_ISO` was never merged into Linux, and the
+/// utilization-clamp flags need `sched_util_min`/`max` values the config does not carry: both
+/// are refused. Ranges are checked as runc's validator does; the deadline triple is left to
+/// the kernel (EINVAL from the child's `sched_setattr` step).
+fn plan_scheduler(s: &Scheduler) -> Result<SchedAttr> {
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => {
+            return Err(Error::Unsupported {
+                field: "process.scheduler.policy SCHED_ISO (not in Linux)",
+            })
+        }
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in s.flags().as_deref().unwrap_or_default() {
+        flags |= match f {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin
+            | LinuxSchedulerFlag::SchedFlagUtilClampMax => {
+                return Err(Error::Unsupported {
+                    field: "process.scheduler.flags SCHED_FLAG_UTIL_CLAMP_* (no clamp values in the config)",
+                })
+            }
+        };
+    }
+    // config.md: nice, priority, runtime, deadline and period default to 0.
+    let nice = s.nice().unwrap_or(0);
+    if !(-20..=19).contains(&nice) {
+        return Err(Error::invalid(
+            "process.scheduler.nice",
+            format!("{nice} is outside -20..19"),
+        ));
+    }
+    let priority = s.priority().unwrap_or(0);
+    let realtime = matches!(policy, 1 | 2);
+    if realtime && !(1..=99).contains(&priority) {
+        return Err(Error::invalid(
+            "process.scheduler.priority",
+            format!("{priority} is outside 1..99 for SCHED_FIFO/SCHED_RR"),
+        ));
+    }
+    if !realtime && priority != 0 {
+        return Err(Error::invalid(
+            "process.scheduler.priority",
+            "only SCHED_FIFO and SCHED_RR take a priority",
+        ));
+    }
+    Ok(SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        sched_policy: policy,
+        sched_flags: flags,
+        sched_nice: nice,
+        sched_priority: priority as u32,
+        sched_runtime: s.runtime().unwrap_or(0),
+        sched_deadline: s.deadline().unwrap_or(0),
+        sched_period: s.period().unwrap_or(0),
+    })
+}
+
+/// config.md "Process" `ioPriority` → the ioprio value of ioprio_set(2):
+/// `class << IOPRIO_CLASS_SHIFT (13) | level`, classes RT 1, BE 2, IDLE 3
+/// (include/uapi/linux/ioprio.h), level 0 (highest) to 7 (lowest).
+fn plan_io_priority(p: &LinuxIOPriority) -> Result<libc::c_int> {
+    let class = match p.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    let level = p.priority();
+    if !(0..=7).contains(&level) {
+        return Err(Error::invalid(
+            "process.ioPriority.priority",
+            format!("{level} is outside 0..7"),
+        ));
+    }
+    Ok((class << 13) | level as libc::c_int)
+}
+
+/// config-linux.md "Personality" → the persona of personality(2): `PER_LINUX` (0) or
+/// `PER_LINUX32` (8). "Currently no flag values are supported": any flag is refused.
+pub(crate) fn plan_personality(p: &LinuxPersonality) -> Result<libc::c_ulong> {
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::Unsupported {
+            field: "linux.personality.flags",
+        });
+    }
+    Ok(match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    })
 }
 
 fn cstr(s: &str, field: &'static str) -> Result<CString> {
@@ -63,16 +189,8 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
             ws_xpixel: 0,
             ws_ypixel: 0,
         });
-    if p.scheduler().is_some() {
-        return Err(Error::Unsupported {
-            field: "process.scheduler",
-        });
-    }
-    if p.io_priority().is_some() {
-        return Err(Error::Unsupported {
-            field: "process.ioPriority",
-        });
-    }
+    let scheduler = p.scheduler().as_ref().map(plan_scheduler).transpose()?;
+    let io_priority = p.io_priority().as_ref().map(plan_io_priority).transpose()?;
     if p.exec_cpu_affinity().is_some() {
         return Err(Error::Unsupported {
             field: "process.execCPUAffinity",
@@ -149,6 +267,9 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
         terminal,
         console_size,
         new_keyring: true,
+        personality: None,
+        scheduler,
+        io_priority,
     })
 }
 
@@ -181,6 +302,42 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
                 std::ptr::null::<libc::c_char>(),
             )
         };
+    }
+    // runc applies these in the init before finalizeNamespace: while the process is still
+    // root with all its capabilities (SCHED_FIFO/RR and IOPRIO_CLASS_RT need CAP_SYS_NICE or
+    // CAP_SYS_ADMIN), after its other settings; they survive execve.
+    if let Some(persona) = p.personality {
+        // SAFETY: personality(2) takes a plain value.
+        sys::check(
+            unsafe { libc::syscall(libc::SYS_personality, persona) },
+            Step::Personality,
+            0,
+        )?;
+    }
+    if let Some(attr) = &p.scheduler {
+        // SAFETY: sched_setattr(2) on ourselves (pid 0) with a sched_attr prepared before fork.
+        sys::check(
+            unsafe {
+                libc::syscall(
+                    libc::SYS_sched_setattr,
+                    0 as libc::pid_t,
+                    attr as *const SchedAttr,
+                    0 as libc::c_uint,
+                )
+            },
+            Step::Scheduler,
+            0,
+        )?;
+    }
+    if let Some(prio) = p.io_priority {
+        // config.md: the ioPriority applies to all the container's processes: set on the init
+        // (IOPRIO_WHO_PROCESS 1, pid 0), it is inherited by every process it forks.
+        // SAFETY: ioprio_set(2) with plain values.
+        sys::check(
+            unsafe { libc::syscall(libc::SYS_ioprio_set, 1 as libc::c_int, 0, prio) },
+            Step::IoPriority,
+            0,
+        )?;
     }
     // CVE-2024-21626: close every inherited fd but 0-2, the preserved ones, the sync socket
     // and the exec fifo *before* chdir, so that a cwd like /proc/self/fd/N cannot reach a host

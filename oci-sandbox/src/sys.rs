@@ -55,12 +55,13 @@ pub(crate) enum Step {
     IoPriority,
     ExecFifo,
     Console,
+    Scheduler,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 42] = [
+        const ALL: [Step; 43] = [
             CgroupJoin,
             Setns,
             Unshare,
@@ -103,6 +104,7 @@ impl Step {
             IoPriority,
             ExecFifo,
             Console,
+            Scheduler,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -152,6 +154,7 @@ impl Step {
             IoPriority => "ioprio_set",
             ExecFifo => "open and write the exec fifo",
             Console => "set up the console (process.terminal)",
+            Scheduler => "sched_setattr",
         }
     }
 }

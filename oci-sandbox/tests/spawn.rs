@@ -193,11 +193,11 @@ fn unsupported_settings_are_refused() {
         }
     ));
     let mut v = f.spec_json("true");
-    v["process"]["scheduler"] = json!({"policy": "SCHED_OTHER"});
+    v["process"]["execCPUAffinity"] = json!({"final": "0"});
     assert!(matches!(
         f.create(&v, Options::new()).unwrap_err(),
         Error::Unsupported {
-            field: "process.scheduler"
+            field: "process.execCPUAffinity"
         }
     ));
     let mut v = f.spec_json("true");
