@@ -76,10 +76,10 @@ struct RunArgs {
     /// Mount the root filesystem read-only.
     #[arg(long = "read-only")]
     read_only: bool,
-    /// Bind mount HOST:CONTAINER[:ro].
+    /// Bind mount `HOST:CONTAINER[:ro]`.
     #[arg(short = 'v', long = "volume")]
     volume: Vec<String>,
-    /// Mount a tmpfs at PATH[:OPTIONS].
+    /// Mount a tmpfs at `PATH[:OPTIONS]`.
     #[arg(long)]
     tmpfs: Vec<String>,
     /// none (a private network namespace, the default) or host.

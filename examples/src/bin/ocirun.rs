@@ -214,7 +214,7 @@ struct ExecArgs {
     /// Working directory.
     #[arg(long)]
     cwd: Option<PathBuf>,
-    /// uid[:gid].
+    /// `uid[:gid]`.
     #[arg(short = 'u', long)]
     user: Option<String>,
     /// Additional gids.
