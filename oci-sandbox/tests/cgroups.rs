@@ -129,12 +129,60 @@ fn v2_files_against_a_fixture() {
         .unwrap()
         .contains("+hugetlb"));
     drop(cg);
-    // Devices need an eBPF program on v2: refused.
+    // Devices are an eBPF program attached to the cgroup: a fixture directory is no cgroup.
     let r = resources(json!({"devices": [{"allow": false, "access": "rwm"}]}));
     assert!(matches!(
         v2::Cgroup::create(root.path(), Path::new("a/c"), Some(&r)),
-        Err(oci_sandbox::Error::Unsupported { .. })
+        Err(oci_sandbox::Error::Syscall { .. })
     ));
+    assert!(!root.path().join("a/c").exists());
+}
+
+#[test]
+fn v2_devices_for_real_on_the_unified_mount() {
+    // config-linux.md "Allowed Device list" on cgroup2 (an eBPF device program): deny all,
+    // read /dev/kmsg (1:11) denied, the default devices (/dev/null) still usable.
+    let mount = Path::new("/sys/fs/cgroup/unified");
+    let name = common::unique("devices");
+    let r = resources(json!({"devices": [{"allow": false, "access": "rwm"}]}));
+    let cg = v2::Cgroup::create(mount, Path::new(&name), Some(&r)).unwrap();
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cg.dir().join("cgroup.procs"))
+        .unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: the child runs raw syscalls only, on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                libc::_exit(100);
+            }
+            let mut code = 0;
+            if libc::open(c"/dev/kmsg".as_ptr(), libc::O_RDONLY) < 0
+                && *libc::__errno_location() == libc::EPERM
+            {
+                code |= 1;
+            }
+            if libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) >= 0 {
+                code |= 2;
+            }
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: reap our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let removed = cg.remove();
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        3,
+        "kmsg denied, /dev/null allowed"
+    );
+    removed.unwrap();
+    assert!(!mount.join(&name).exists());
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! `cgroupsPath` (config-linux.md "Cgroups Path"): an absolute path is relative to each
 //! hierarchy's root; a relative one is relative to the runtime's own cgroup in that hierarchy.
 
+mod devices_bpf;
 mod stats;
 pub mod v1;
 pub mod v2;

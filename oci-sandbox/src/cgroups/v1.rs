@@ -500,7 +500,7 @@ fn device_rule(d: &LinuxDeviceCgroup) -> String {
 
 /// The default devices (config-linux.md "Default Devices") stay usable whatever the list says,
 /// as runc's implicit rules do; otherwise a deny-all list breaks /dev/null.
-fn default_allowed() -> Vec<LinuxDeviceCgroup> {
+pub(super) fn default_allowed() -> Vec<LinuxDeviceCgroup> {
     [
         (1, 3),
         (1, 5),

@@ -102,11 +102,15 @@ impl Cgroup {
     /// Applies `r`; every setting that has no cgroup2 file is an error.
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         let d = &self.dir;
-        if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            // config-linux.md "Allowed Device list" on cgroup2 needs an eBPF device program.
-            return Err(Error::Unsupported {
-                field: "linux.resources.devices (cgroup v2)",
-            });
+        if let Some(devs) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+            // config-linux.md "Allowed Device list" on cgroup2: an eBPF device program made
+            // from the list, the default devices kept usable after it as on v1.
+            let rules: Vec<_> = devs
+                .iter()
+                .cloned()
+                .chain(super::v1::default_allowed())
+                .collect();
+            super::devices_bpf::apply(d, &rules)?;
         }
         if r.rdma().is_some() {
             return Err(Error::Unsupported {
