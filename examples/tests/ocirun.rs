@@ -578,3 +578,22 @@ fn tmpcopyup_fills_a_tmpfs_with_the_image_content() {
         "the host side is unmounted"
     );
 }
+
+#[test]
+fn the_runtime_binary_is_not_reachable_from_inside() {
+    // CVE-2019-5736: before start, the container's pid 1 is still an image of the runtime's
+    // binary. A process in the container must not be able to open it through /proc/1/exe.
+    let b = Bundle::new("cve5736", &["sleep", "1000"]);
+    b.create();
+    let out = b.ok(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "cat /proc/1/exe >/dev/null 2>&1 && echo READ-OK || echo READ-DENIED; \
+         (echo x >> /proc/1/exe) 2>/dev/null && echo WRITE-OK || echo WRITE-DENIED",
+    ]);
+    assert!(out.contains("READ-DENIED"), "{out}");
+    assert!(out.contains("WRITE-DENIED"), "{out}");
+    b.ok(&["delete", "--force", &b.id]);
+}

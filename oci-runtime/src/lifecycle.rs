@@ -591,9 +591,15 @@ impl Runtime {
             .linux()
             .as_ref()
             .and_then(|l| l.seccomp().clone());
+        let personality = record
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.personality().clone());
         let mut o = oci_sandbox::ExecOptions::new()
             .preserve_fds(opts.preserve_fds)
-            .seccomp(seccomp.as_ref());
+            .seccomp(seccomp.as_ref())
+            .personality(personality.as_ref());
         if let Some(cg) = &cg {
             o = o.cgroup(cg);
         }

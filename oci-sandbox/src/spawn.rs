@@ -51,10 +51,17 @@ pub(crate) fn raw_fork(flags: libc::c_ulong) -> Result<libc::pid_t, i32> {
         )
     };
     if r < 0 {
-        Err(sys::errno())
-    } else {
-        Ok(r as libc::pid_t)
+        return Err(sys::errno());
     }
+    if r == 0 {
+        // CVE-2019-5736: until it execs the user's program, this process is an image of the
+        // runtime's binary. Non-dumpable, its /proc/PID/exe, mem and fds cannot be opened by
+        // processes of the container (that would need CAP_SYS_PTRACE in our user namespace);
+        // execve makes the user's program dumpable again, as runc's nsexec does.
+        // SAFETY: plain prctl.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
+    Ok(r as libc::pid_t)
 }
 
 pub(crate) fn stage1(p: &ChildPlan) -> ! {
