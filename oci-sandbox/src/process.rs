@@ -42,6 +42,9 @@ pub(crate) struct Plan {
     /// Join a new anonymous session keyring before exec (runc's default; `--no-new-keyring`
     /// turns it off), so the container cannot reach the runtime caller's keys.
     pub new_keyring: bool,
+    /// The LSM label for the next execve: `/proc/self/attr/...` paths to try in order, and the
+    /// bytes to write (config.md "process": apparmorProfile, selinuxLabel).
+    pub lsm_exec: Option<crate::lsm::ExecLabel>,
     /// config-linux.md "Personality": the persona for personality(2).
     pub personality: Option<libc::c_ulong>,
     /// config.md "Process" `scheduler`: the argument of sched_setattr(2).
@@ -267,6 +270,7 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
         terminal,
         console_size,
         new_keyring: true,
+        lsm_exec: crate::lsm::exec_label(p)?,
         personality: None,
         scheduler,
         io_priority,
@@ -290,6 +294,11 @@ enum Never {}
 
 fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<Never> {
     rlimits::apply(&p.rlimits)?;
+    if let Some(l) = &p.lsm_exec {
+        // Written while still root, before seccomp and the capability drop, as runc does; the
+        // kernel applies it at the execve of the user's program.
+        crate::lsm::apply(l)?;
+    }
     if p.new_keyring {
         // KEYCTL_JOIN_SESSION_KEYRING with no name: a fresh anonymous session keyring. A
         // kernel without keyrings (ENOSYS) or a seccomp profile refusing keyctl leaves the

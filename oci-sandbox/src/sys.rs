@@ -56,12 +56,13 @@ pub(crate) enum Step {
     ExecFifo,
     Console,
     Scheduler,
+    Lsm,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 43] = [
+        const ALL: [Step; 44] = [
             CgroupJoin,
             Setns,
             Unshare,
@@ -105,6 +106,7 @@ impl Step {
             ExecFifo,
             Console,
             Scheduler,
+            Lsm,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -155,6 +157,7 @@ impl Step {
             ExecFifo => "open and write the exec fifo",
             Console => "set up the console (process.terminal)",
             Scheduler => "sched_setattr",
+            Lsm => "write the LSM label to /proc/self/attr",
         }
     }
 }
