@@ -211,3 +211,34 @@ fn failed_setup_leaves_no_cgroup_behind() {
         .join(&cg);
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
+
+#[test]
+fn sysctl_writes_never_land_on_a_bind_mount_over_proc() {
+    // CVE-2019-16884 / CVE-2019-19921 style: a config (or an image volume) mounts a host
+    // directory over /proc/sys; a sysctl write must go to the real procfs or fail, never into
+    // the host directory.
+    let f = Fixture::new("procfake");
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(host.path().join("ipv4")).unwrap();
+    std::fs::write(host.path().join("ipv4/ip_forward"), "0\n").unwrap();
+    let mut v = f.spec_json("true");
+    v["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/proc/sys/net",
+        "type": "bind",
+        "source": host.path().to_str().unwrap(),
+        "options": ["rbind"]
+    }));
+    // The mount itself is fine: the container sees the host directory there.
+    assert_eq!(f.run(&v), ExitStatus::Exited(0));
+    v["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    let e = f.create(&v, Options::new()).unwrap_err();
+    assert!(
+        e.to_string().contains("sysctl") || e.to_string().contains("proc"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("ipv4/ip_forward")).unwrap(),
+        "0\n",
+        "the host file is untouched"
+    );
+}
