@@ -291,6 +291,74 @@ impl Store {
         }
     }
 
+    /// Runs `command` in a running container (its process settings, with `env` added and
+    /// `workdir` as cwd), in the foreground; returns its exit code.
+    pub fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        env: &[String],
+        workdir: Option<&str>,
+        tty: bool,
+    ) -> Result<i32> {
+        let rt = self.runtime()?;
+        let record = rt.store().load(id)?;
+        let mut p = record.config.process().clone().unwrap_or_default();
+        p.set_args(Some(command.to_vec()));
+        p.set_terminal(Some(tty));
+        p.set_console_size(None);
+        let mut e = p.env().clone().unwrap_or_default();
+        for kv in env {
+            let key = kv.split('=').next().unwrap_or("");
+            e.retain(|x| x.split('=').next() != Some(key));
+            e.push(kv.clone());
+        }
+        p.set_env(Some(e));
+        if let Some(w) = workdir {
+            p.set_cwd(w.into());
+        }
+        let mut exec = rt.exec(id, &p, &oci_runtime::ExecOptions::default())?;
+        let console = exec.console.take();
+        let _raw = console.as_ref().map(crate::terminal::proxy);
+        let _fwd = crate::terminal::forward_signals(
+            exec.pid(),
+            console.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+        );
+        Ok(exec.wait()?)
+    }
+
+    /// The images of the store: (reference, manifest digest, total layer bytes).
+    pub fn images_list(&self) -> Result<Vec<(String, String, u64)>> {
+        let layout = self.images()?;
+        let mut out = Vec::new();
+        for tag in layout.tags()? {
+            let descs = layout.find(&tag)?;
+            let digest = descs
+                .first()
+                .map(|d| d.digest().to_string())
+                .unwrap_or_default();
+            let size = layout
+                .resolve(&tag, None)
+                .map(|i| i.layers.iter().map(|l| l.descriptor.size()).sum())
+                .unwrap_or(0);
+            out.push((tag, digest, size));
+        }
+        Ok(out)
+    }
+
+    /// Untags an image and garbage-collects the blobs nothing references any more; returns the
+    /// bytes freed.
+    pub fn remove_image(&self, reference: &str) -> Result<u64> {
+        let layout = self.images()?;
+        let client = oci_image::registry::Client::new();
+        let tag = match layout.find(reference) {
+            Ok(_) => reference.to_string(),
+            Err(_) => client.parse_reference(reference)?.to_string(),
+        };
+        layout.untag(&tag)?;
+        Ok(layout.gc()?.bytes_freed)
+    }
+
     /// The output of a detached container.
     pub fn logs(&self, id: &str) -> Result<Vec<u8>> {
         let mut out = Vec::new();

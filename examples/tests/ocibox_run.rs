@@ -254,3 +254,78 @@ fn detached_logs_and_layer_sharing() {
     );
     assert!(layers >= 2, "layers dir has {layers} entries");
 }
+
+#[test]
+fn exec_unpack_and_bundle() {
+    let env = Env::new();
+    let out = env.ocibox(&["run", "-d", "--name", "ex", &env.image, "sleep", "1000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.ocibox(&[
+        "exec",
+        "-e",
+        "X=42",
+        "-w",
+        "/etc",
+        "ex",
+        "sh",
+        "-c",
+        "echo $X $(pwd); exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42 /etc");
+    assert!(env.ocibox(&["rm", "--force", "ex"]).status.success());
+
+    // A flat unpack, as umoci's.
+    let flat = env.tmp.path().join("flat");
+    assert!(env
+        .ocibox(&["unpack", &env.image, flat.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(
+        std::fs::read_to_string(flat.join("etc/hostname")).unwrap(),
+        "ocibox-demo\n"
+    );
+
+    // A bundle that ocirun and runc both run.
+    let bundle = env.tmp.path().join("bundle");
+    let out = env.ocibox(&[
+        "bundle",
+        &env.image,
+        bundle.to_str().unwrap(),
+        "cat",
+        "/etc/motd",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for runtime in [env!("CARGO_BIN_EXE_ocirun"), "runc"] {
+        let root = env.tmp.path().join(format!("state-{}", runtime.len()));
+        let out = Command::new(runtime)
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "run",
+                "--bundle",
+                bundle.to_str().unwrap(),
+                "bundled",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{runtime}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Hello from the ocibox demo image"),
+            "{runtime}"
+        );
+    }
+}

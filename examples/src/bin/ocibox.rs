@@ -187,6 +187,56 @@ enum Command {
         /// Container id.
         id: String,
     },
+    /// Run a command in a running container.
+    Exec {
+        /// Allocate a terminal.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// Keep stdin open (accepted).
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Set an environment variable.
+        #[arg(short = 'e', long = "env")]
+        env: Vec<String>,
+        /// Working directory.
+        #[arg(short = 'w', long)]
+        workdir: Option<String>,
+        /// Container id.
+        id: String,
+        /// The command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// List the images in the store.
+    Images,
+    /// Remove images from the store (their blobs go once nothing references them).
+    Rmi {
+        /// Image references.
+        images: Vec<String>,
+    },
+    /// Unpack an image into a directory (a flat rootfs, as `umoci unpack` makes).
+    Unpack {
+        /// The image: a registry reference, or DIR:TAG of a local image layout.
+        image: String,
+        /// The target directory (must not exist or be empty).
+        dir: PathBuf,
+        /// Platform to select from a multi-platform image.
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Write a runtime bundle (config.json + rootfs) for an image, for ocirun or runc.
+    Bundle {
+        /// The image.
+        image: String,
+        /// The bundle directory (must not exist or be empty).
+        dir: PathBuf,
+        /// Platform to select from a multi-platform image.
+        #[arg(long)]
+        platform: Option<String>,
+        /// The command (replaces the image's Cmd).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Print the output of a detached container.
     Logs {
         /// Container id.
@@ -312,6 +362,77 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
         Command::Logs { id } => {
             use std::io::Write;
             std::io::stdout().write_all(&store()?.logs(&id)?)?;
+        }
+        Command::Exec {
+            tty,
+            interactive: _,
+            env,
+            workdir,
+            id,
+            command,
+        } => {
+            let code = store()?.exec(&id, &command, &env, workdir.as_deref(), tty)?;
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
+        Command::Images => {
+            println!("{:<60}{:<20}SIZE", "REFERENCE", "DIGEST");
+            for (name, digest, size) in store()?.images_list()? {
+                println!("{name:<60}{:<20}{size}", &digest[..digest.len().min(19)]);
+            }
+        }
+        Command::Rmi { images } => {
+            let s = store()?;
+            for i in images {
+                let freed = s.remove_image(&i)?;
+                println!("untagged {i}; {freed} bytes freed");
+            }
+        }
+        Command::Unpack {
+            image,
+            dir,
+            platform,
+        } => {
+            let p = platform
+                .as_deref()
+                .map(str::parse::<PlatformSpec>)
+                .transpose()?;
+            let s = store()?;
+            let (layout, img) =
+                s.image(&image, p.as_ref(), examples::container::PullPolicy::Missing)?;
+            oci_unpack::Unpacker::new().unpack(&layout, &img, &dir)?;
+            println!("{}", dir.display());
+        }
+        Command::Bundle {
+            image,
+            dir,
+            platform,
+            command,
+        } => {
+            let p = platform
+                .as_deref()
+                .map(str::parse::<PlatformSpec>)
+                .transpose()?;
+            let s = store()?;
+            let (layout, img) =
+                s.image(&image, p.as_ref(), examples::container::PullPolicy::Missing)?;
+            let rootfs = dir.join("rootfs");
+            std::fs::create_dir_all(&dir)?;
+            oci_unpack::Unpacker::new().unpack(&layout, &img, &rootfs)?;
+            let overrides = oci_runtime::Overrides {
+                cmd: (!command.is_empty()).then_some(command),
+                ..Default::default()
+            };
+            let mut spec = oci_runtime::spec_from_image(
+                &img.config,
+                &rootfs,
+                &overrides,
+                oci_runtime::default_spec()?,
+            )?;
+            if let Some(root) = spec.root_mut() {
+                root.set_path("rootfs".into());
+            }
+            oci_runtime::Bundle::write(&dir, &spec)?;
+            println!("{}", dir.display());
         }
         Command::Inspect {
             image,
