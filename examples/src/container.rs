@@ -146,11 +146,17 @@ impl Store {
             }
             _ => {}
         }
-        let mut opts = oci_image::registry::PullOptions::default().tag(local_tag.clone());
+        let progress = std::sync::Arc::new(crate::progress::PullProgress::new());
+        let reporter = progress.clone();
+        let mut opts = oci_image::registry::PullOptions::default()
+            .tag(local_tag.clone())
+            .on_progress(move |p| reporter.event(p));
         if let Some(p) = platform {
             opts = opts.platform(p.clone());
         }
-        client.pull(&r, &layout, &opts)?;
+        let pulled = client.pull(&r, &layout, &opts);
+        progress.finish();
+        pulled?;
         let image = layout.resolve(&local_tag, platform)?;
         Ok((layout, image))
     }
@@ -182,7 +188,17 @@ impl Store {
             armed: true,
         };
         let layers = self.layers()?;
-        let chain = layers.prepare(&Unpacker::new(), &layout, &image, &id)?;
+        let mut unpacker = Unpacker::new();
+        let tty = crate::progress::unpack_reporter();
+        let drew = tty.is_some();
+        if let Some(f) = tty {
+            unpacker = unpacker.on_progress(f);
+        }
+        let chain = layers.prepare(&unpacker, &layout, &image, &id);
+        if drew {
+            eprint!("\r\x1b[K");
+        }
+        let chain = chain?;
         let mount = layers.mount(&chain, &dir)?;
         let rootfs = mount.merged().to_path_buf();
         let merged = mount.keep();

@@ -2,5 +2,6 @@
 
 pub mod container;
 pub mod demo;
+pub mod progress;
 pub mod signals;
 pub mod terminal;
