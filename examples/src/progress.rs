@@ -53,11 +53,7 @@ impl PullProgress {
                     eprintln!("pulled {digest} ({size} bytes)");
                 }
             }
-            Progress::BlobSkipped { digest, .. } => {
-                if !self.tty {
-                    eprintln!("present {digest}");
-                }
-            }
+            Progress::BlobSkipped { digest, .. } if !self.tty => eprintln!("present {digest}"),
             _ => {}
         }
         if self.tty {
