@@ -35,15 +35,25 @@ impl Cgroup {
                     continue;
                 };
                 let dir = super::resolve(&h.mount, Some(ctrls), path)?;
-                let before = cg.created.len();
                 mkdir_recorded(&dir, &mut cg.created)?;
                 if ctrls.iter().any(|c| c == "cpuset") {
                     // A new v1 cpuset cgroup starts with no cpus and mems, and a task cannot
-                    // join it until both are set: inherit the parent's.
-                    for d in &cg.created[before..] {
+                    // join it until both are set: inherit the parent's. Every level from the
+                    // mount down is checked, not only the ones this call created: another
+                    // runtime (or a parallel test) may have just created a shared parent and not
+                    // filled it yet, and a child copied from it would stay empty (ENOSPC on
+                    // join).
+                    let mut levels: Vec<&Path> = dir
+                        .ancestors()
+                        .take_while(|a| *a != h.mount.as_path() && a.starts_with(&h.mount))
+                        .collect();
+                    levels.reverse();
+                    for d in levels {
                         if let Some(parent) = d.parent() {
                             for f in ["cpuset.cpus", "cpuset.mems"] {
-                                write(d, f, read(parent, f)?.trim())?;
+                                if read(d, f)?.trim().is_empty() {
+                                    write(d, f, read(parent, f)?.trim())?;
+                                }
                             }
                         }
                     }
