@@ -360,6 +360,16 @@ impl<'a> Applier<'a> {
                         mtime = parse_pax_time(value)
                             .ok_or_else(|| self.invalid(name, "bad PAX mtime"))?
                     }
+                    // GNU tar's PAX sparse formats (0.0, 0.1, 1.0) keep the real name and the
+                    // sparse map in GNU.sparse.* records and the map inside the data; the tar
+                    // crate reads only GNU 'S' sparse entries, so such an entry would be written
+                    // with the wrong name and content. Refused, never written wrong.
+                    _ if key.starts_with(b"GNU.sparse.") => {
+                        return Err(self.invalid(
+                            name,
+                            "PAX sparse file (GNU.sparse.* records) is not supported; GNU-format sparse entries are",
+                        ));
+                    }
                     _ => {
                         if let Some(x) = key.strip_prefix(b"SCHILY.xattr.") {
                             xattrs.push((x.to_vec(), value.to_vec()));

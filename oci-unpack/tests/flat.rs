@@ -247,6 +247,37 @@ fn sparse_files_keep_their_holes() {
 }
 
 #[test]
+fn pax_sparse_files_are_refused_not_written_wrong() {
+    // GNU tar's PAX sparse format (GNU.sparse.* records, the map inside the data) is not
+    // decoded by the tar crate: the layer must fail clearly rather than write the map as content.
+    let w = workdir();
+    let scratch = workdir();
+    let src = scratch.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let f = std::fs::File::create(src.join("sparse")).unwrap();
+    f.set_len(8 << 20).unwrap();
+    drop(f);
+    let tarball = scratch.path().join("l.tar");
+    let ok = std::process::Command::new("tar")
+        .args(["--sparse", "--format=pax", "-cf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&src)
+        .arg("sparse")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (layout, image) = image(
+        &w.path().join("layout"),
+        &[std::fs::read(&tarball).unwrap()],
+        Comp::None,
+    );
+    let e = unpack_fails(&layout, &image, w.path());
+    assert!(matches!(e, Error::InvalidEntry { .. }), "{e}");
+    assert!(e.to_string().contains("PAX sparse"), "{e}");
+}
+
+#[test]
 fn gzip_labelled_as_plain_tar_is_detected() {
     let w = workdir();
     let mut t = Tar::new();
