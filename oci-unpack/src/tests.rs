@@ -147,8 +147,11 @@ const FLAT_ENV: &str = "OCI_UNPACK_TEST_FLAT";
 const CTR_ENV: &str = "OCI_UNPACK_TEST_CTR";
 const XWHITEOUT_ENV: &str = "OCI_UNPACK_TEST_XATTR_WHITEOUTS";
 
-fn env(k: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os(k).map(Into::into)
+/// A path the parent test passed to its re-executed child.
+fn need(k: &str) -> std::path::PathBuf {
+    std::env::var_os(k)
+        .unwrap_or_else(|| panic!("{k} is set by the parent test"))
+        .into()
 }
 
 fn chain_of(
@@ -165,14 +168,23 @@ fn chain_of(
     (layout, image, chain)
 }
 
+/// Which part a re-executed test binary plays (`store` or `mount`); unset in normal runs.
+const CHILD_ENV: &str = "OCI_UNPACK_TEST_CHILD";
+
+/// In a test binary that `rootless_store` re-executed, runs the part it was asked for and
+/// returns true; in a normal run returns false.
+fn child_part() -> bool {
+    match std::env::var(CHILD_ENV).as_deref() {
+        Ok("store") => rootless_store_child(),
+        Ok("mount") => rootless_mount_child(),
+        _ => return false,
+    }
+    true
+}
+
 /// As nobody: the image into a layer store and a flat rootfs.
-#[test]
-#[ignore = "run by rootless_store_* as an unprivileged user"]
 fn rootless_store_child() {
-    let (Some(layout), Some(store), Some(flat)) = (env(LAYOUT_ENV), env(STORE_ENV), env(FLAT_ENV))
-    else {
-        return;
-    };
+    let (layout, store, flat) = (need(LAYOUT_ENV), need(STORE_ENV), need(FLAT_ENV));
     assert!(!rustix::process::geteuid().is_root());
     let (layout, image, chain) = chain_of(&layout);
     let store = LayerStore::open(store).unwrap();
@@ -186,14 +198,13 @@ fn rootless_store_child() {
 }
 
 /// As root of a user namespace owned by nobody: the overlay of the rootless store.
-#[test]
-#[ignore = "run by rootless_store_* in an unprivileged user namespace"]
 fn rootless_mount_child() {
-    let (Some(layout), Some(store), Some(flat), Some(ctr)) =
-        (env(LAYOUT_ENV), env(STORE_ENV), env(FLAT_ENV), env(CTR_ENV))
-    else {
-        return;
-    };
+    let (layout, store, flat, ctr) = (
+        need(LAYOUT_ENV),
+        need(STORE_ENV),
+        need(FLAT_ENV),
+        need(CTR_ENV),
+    );
     let (_, _, chain) = chain_of(&layout);
     let store = LayerStore::open(store).unwrap();
     // Both ways of mounting: `lowerdir+`, and mount(2) as kernels before 6.8 need.
@@ -210,14 +221,16 @@ fn rootless_mount_child() {
     }
 }
 
-fn run_child(mut cmd: std::process::Command, test: &str, envs: &[(&str, &Path)], xwhiteout: bool) {
-    cmd.args([
-        "--exact",
-        test,
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ]);
+/// Re-runs the test `test` of this binary through `cmd` (as another user), playing `part`.
+fn run_child(
+    mut cmd: std::process::Command,
+    test: &str,
+    part: &str,
+    envs: &[(&str, &Path)],
+    xwhiteout: bool,
+) {
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
+    cmd.env(CHILD_ENV, part);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -238,7 +251,7 @@ fn run_child(mut cmd: std::process::Command, test: &str, envs: &[(&str, &Path)],
 
 /// A rootless layer store, for real: unpacked by nobody, mounted by nobody in a user namespace
 /// and by root, both with `userxattr`, showing the flat unpack's tree.
-fn rootless_store(xwhiteout: bool) {
+fn rootless_store(test: &str, xwhiteout: bool) {
     use std::os::unix::process::CommandExt;
     let w = workdir();
     let layout = w.path().join("layout");
@@ -259,7 +272,7 @@ fn rootless_store(xwhiteout: bool) {
         (STORE_ENV, &store_dir),
         (FLAT_ENV, &flat),
     ];
-    run_child(cmd, "tests::rootless_store_child", &envs, xwhiteout);
+    run_child(cmd, test, "store", &envs, xwhiteout);
 
     let (_, _, chain) = chain_of(&layout);
     let store = LayerStore::open(&store_dir).unwrap();
@@ -315,7 +328,7 @@ fn rootless_store(xwhiteout: bool) {
         (FLAT_ENV, &flat),
         (CTR_ENV, &ctr),
     ];
-    run_child(cmd, "tests::rootless_mount_child", &envs, false);
+    run_child(cmd, test, "mount", &envs, false);
 
     // root, over the same layers: userxattr too, since that is where their metadata is.
     let mount = store.mount(&chain, w.path().join("ctr-root")).unwrap();
@@ -326,10 +339,14 @@ fn rootless_store(xwhiteout: bool) {
 
 #[test]
 fn rootless_store_with_xattr_whiteouts() {
-    rootless_store(true);
+    if !child_part() {
+        rootless_store("tests::rootless_store_with_xattr_whiteouts", true);
+    }
 }
 
 #[test]
 fn rootless_store_with_device_whiteouts() {
-    rootless_store(false);
+    if !child_part() {
+        rootless_store("tests::rootless_store_with_device_whiteouts", false);
+    }
 }

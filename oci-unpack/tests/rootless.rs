@@ -35,13 +35,9 @@ fn layers() -> Vec<Vec<u8>> {
     vec![l1.bytes(), l2.bytes()]
 }
 
-/// Runs only when re-executed by `rootless_unpack` (it is ignored in normal runs).
-#[test]
-#[ignore = "run by rootless_unpack as an unprivileged user"]
-fn rootless_child() {
-    let (Ok(layout), Ok(target)) = (std::env::var(LAYOUT_ENV), std::env::var(TARGET_ENV)) else {
-        return;
-    };
+/// The part of `rootless_unpack` that runs as nobody, in the test binary re-executed with
+/// `LAYOUT_ENV` and `TARGET_ENV` set.
+fn rootless_child(layout: String, target: String) {
     assert!(!rustix::process::geteuid().is_root());
     let layout = oci_image::Layout::open(&layout).unwrap();
     let image = layout.resolve("latest", None).unwrap();
@@ -67,6 +63,9 @@ fn chown_tree(p: &Path) {
 
 #[test]
 fn rootless_unpack() {
+    if let (Ok(layout), Ok(target)) = (std::env::var(LAYOUT_ENV), std::env::var(TARGET_ENV)) {
+        return rootless_child(layout, target);
+    }
     let w = workdir();
     let (_layout, _image) = image(&w.path().join("layout"), &layers(), Comp::Gzip);
     chown_tree(w.path());
@@ -74,8 +73,7 @@ fn rootless_unpack() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "rootless_child",
-            "--ignored",
+            "rootless_unpack",
             "--nocapture",
             "--test-threads=1",
         ])
