@@ -35,7 +35,7 @@ impl Msg {
             Msg::InitPid(p) => (2, p as u32, 0, 0),
             Msg::Hooks => (3, 0, 0, 0),
             Msg::Ready => (4, 0, 0, 0),
-            Msg::Error(e) => (5, e.step as u32, e.index, e.errno),
+            Msg::Error(e) => (5, e.step.to_u32(), e.index, e.errno),
             Msg::Continue => (6, 0, 0, 0),
             Msg::Start => (7, 0, 0, 0),
             Msg::Console => (8, 0, 0, 0),

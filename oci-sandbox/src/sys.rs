@@ -9,157 +9,84 @@
 use libc::{c_char, c_int, c_long, c_uint, c_ulong};
 use std::ffi::CStr;
 
-/// What the child was doing when it failed; the parent maps it back to a name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Step {
-    CgroupJoin = 1,
-    Setns,
-    Unshare,
-    TimeOffsets,
-    IdMapWait,
-    SetIdsRoot,
-    CloneInit,
-    RootPropagation,
-    RootfsBind,
-    OpenRootfs,
-    MountDest,
-    Mount,
-    MountRemount,
-    MountPropagation,
-    Device,
-    DeviceSymlink,
-    Sysctl,
-    MaskedPath,
-    ReadonlyPath,
-    PivotRoot,
-    ReadonlyRoot,
-    Hostname,
-    Domainname,
-    Rlimit,
-    Chdir,
-    CwdOutsideRoot,
-    CloseFds,
-    Setgroups,
-    Setgid,
-    Setuid,
-    CapBounding,
-    Capset,
-    CapAmbient,
-    NoNewPrivs,
-    Seccomp,
-    LookupExecutable,
-    Exec,
-    Sync,
-    Personality,
-    IoPriority,
-    ExecFifo,
-    Console,
-    Scheduler,
-    Lsm,
+/// Declares [`Step`] once: its variants (numbered from 1, as they travel over the sync socket),
+/// `from_u32` and `name`, so the three cannot drift apart.
+macro_rules! steps {
+    ($($step:ident => $name:literal,)*) => {
+        /// What the child was doing when it failed; the parent maps it back to a name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u32)]
+        pub(crate) enum Step {
+            $($step,)*
+        }
+
+        impl Step {
+            const ALL: &'static [Step] = &[$(Step::$step,)*];
+
+            /// The step numbered `v` (as [`Step::to_u32`] numbers it).
+            pub(crate) fn from_u32(v: u32) -> Option<Step> {
+                Self::ALL.get(v.checked_sub(1)? as usize).copied()
+            }
+
+            /// The number sent over the sync socket: 1-based, so 0 never names a step.
+            pub(crate) fn to_u32(self) -> u32 {
+                self as u32 + 1
+            }
+
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(Step::$step => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Step {
-    pub(crate) fn from_u32(v: u32) -> Option<Step> {
-        use Step::*;
-        const ALL: [Step; 44] = [
-            CgroupJoin,
-            Setns,
-            Unshare,
-            TimeOffsets,
-            IdMapWait,
-            SetIdsRoot,
-            CloneInit,
-            RootPropagation,
-            RootfsBind,
-            OpenRootfs,
-            MountDest,
-            Mount,
-            MountRemount,
-            MountPropagation,
-            Device,
-            DeviceSymlink,
-            Sysctl,
-            MaskedPath,
-            ReadonlyPath,
-            PivotRoot,
-            ReadonlyRoot,
-            Hostname,
-            Domainname,
-            Rlimit,
-            Chdir,
-            CwdOutsideRoot,
-            CloseFds,
-            Setgroups,
-            Setgid,
-            Setuid,
-            CapBounding,
-            Capset,
-            CapAmbient,
-            NoNewPrivs,
-            Seccomp,
-            LookupExecutable,
-            Exec,
-            Sync,
-            Personality,
-            IoPriority,
-            ExecFifo,
-            Console,
-            Scheduler,
-            Lsm,
-        ];
-        ALL.iter().copied().find(|s| *s as u32 == v)
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        use Step::*;
-        match self {
-            CgroupJoin => "join cgroup",
-            Setns => "setns",
-            Unshare => "unshare",
-            TimeOffsets => "write timens_offsets",
-            IdMapWait => "wait for uid/gid maps",
-            SetIdsRoot => "become root in the user namespace",
-            CloneInit => "clone container init",
-            RootPropagation => "set rootfs propagation",
-            RootfsBind => "bind-mount rootfs",
-            OpenRootfs => "open rootfs",
-            MountDest => "resolve mount destination",
-            Mount => "mount",
-            MountRemount => "remount",
-            MountPropagation => "set mount propagation",
-            Device => "create device",
-            DeviceSymlink => "create /dev symlink",
-            Sysctl => "write sysctl",
-            MaskedPath => "mask path",
-            ReadonlyPath => "make path read-only",
-            PivotRoot => "pivot_root",
-            ReadonlyRoot => "remount root read-only",
-            Hostname => "sethostname",
-            Domainname => "setdomainname",
-            Rlimit => "setrlimit",
-            Chdir => "chdir to process.cwd",
-            CwdOutsideRoot => "check cwd is inside the root",
-            CloseFds => "close inherited fds",
-            Setgroups => "setgroups",
-            Setgid => "setresgid",
-            Setuid => "setresuid",
-            CapBounding => "drop bounding capabilities",
-            Capset => "capset",
-            CapAmbient => "raise ambient capabilities",
-            NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
-            Seccomp => "seccomp(SECCOMP_SET_MODE_FILTER)",
-            LookupExecutable => "find process.args[0] in the container",
-            Exec => "execve",
-            Sync => "sync with parent",
-            Personality => "personality",
-            IoPriority => "ioprio_set",
-            ExecFifo => "open and write the exec fifo",
-            Console => "set up the console (process.terminal)",
-            Scheduler => "sched_setattr",
-            Lsm => "write the LSM label to /proc/self/attr",
-        }
-    }
+steps! {
+    CgroupJoin => "join cgroup",
+    Setns => "setns",
+    Unshare => "unshare",
+    TimeOffsets => "write timens_offsets",
+    IdMapWait => "wait for uid/gid maps",
+    SetIdsRoot => "become root in the user namespace",
+    CloneInit => "clone container init",
+    RootPropagation => "set rootfs propagation",
+    RootfsBind => "bind-mount rootfs",
+    OpenRootfs => "open rootfs",
+    MountDest => "resolve mount destination",
+    Mount => "mount",
+    MountRemount => "remount",
+    MountPropagation => "set mount propagation",
+    Device => "create device",
+    DeviceSymlink => "create /dev symlink",
+    Sysctl => "write sysctl",
+    MaskedPath => "mask path",
+    ReadonlyPath => "make path read-only",
+    PivotRoot => "pivot_root",
+    ReadonlyRoot => "remount root read-only",
+    Hostname => "sethostname",
+    Domainname => "setdomainname",
+    Rlimit => "setrlimit",
+    Chdir => "chdir to process.cwd",
+    CwdOutsideRoot => "check cwd is inside the root",
+    CloseFds => "close inherited fds",
+    Setgroups => "setgroups",
+    Setgid => "setresgid",
+    Setuid => "setresuid",
+    CapBounding => "drop bounding capabilities",
+    Capset => "capset",
+    CapAmbient => "raise ambient capabilities",
+    NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
+    Seccomp => "seccomp(SECCOMP_SET_MODE_FILTER)",
+    LookupExecutable => "find process.args[0] in the container",
+    Exec => "execve",
+    Sync => "sync with parent",
+    Personality => "personality",
+    IoPriority => "ioprio_set",
+    ExecFifo => "open and write the exec fifo",
+    Console => "set up the console (process.terminal)",
+    Scheduler => "sched_setattr",
+    Lsm => "write the LSM label to /proc/self/attr",
 }
 
 /// A failure in the child: which step, which element of that step's plan, which errno.
