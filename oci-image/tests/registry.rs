@@ -28,24 +28,6 @@ use oci_image::{sha256_digest, Error, Layout, PlatformSpec};
 // ---------------------------------------------------------------------------------------
 // Harness: tools, the real registry, the token server, the fake registry.
 
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd} (install it with ./scripts/test): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -435,20 +417,6 @@ fn skopeo_digest(reference: &str, extra: &[&str]) -> String {
     let r = format!("docker://{reference}");
     args.push(&r);
     sha256_digest(run("skopeo", &args).as_bytes()).to_string()
-}
-
-fn assert_valid(layout: &Layout) {
-    let report = layout.validate();
-    assert!(
-        report.is_valid(),
-        "{}",
-        report
-            .problems
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
 }
 
 // ---------------------------------------------------------------------------------------

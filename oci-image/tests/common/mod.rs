@@ -112,3 +112,38 @@ pub fn layout() -> (tempfile::TempDir, Layout) {
     let layout = Layout::create(dir.path()).unwrap();
     (dir, layout)
 }
+
+/// Runs a peer tool (umoci, skopeo, openssl), failing the test with its output if it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd} (install it with ./scripts/test): {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A path as the `&str` argument tools take.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Fails the test with every problem if the layout does not validate.
+pub fn assert_valid(layout: &Layout) {
+    let report = layout.validate();
+    assert!(
+        report.is_valid(),
+        "{}",
+        report
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
