@@ -343,6 +343,49 @@ impl Store {
         Ok(exec.wait()?)
     }
 
+    /// `ocibox unpack`: the image (pulled if missing) as a flat rootfs at `dir`.
+    pub fn unpack(&self, image: &str, platform: Option<&str>, dir: &Path) -> Result<()> {
+        let (layout, img) = self.fetch(image, platform)?;
+        Unpacker::new().unpack(&layout, &img, dir)?;
+        Ok(())
+    }
+
+    /// The image for `--platform` (the host's by default), pulled if the store lacks it.
+    fn fetch(&self, image: &str, platform: Option<&str>) -> Result<(Layout, oci_image::Image)> {
+        let p = platform.map(str::parse::<PlatformSpec>).transpose()?;
+        self.image(image, p.as_ref(), PullPolicy::Missing)
+    }
+
+    /// `ocibox bundle`: `dir/rootfs` unpacked and `dir/config.json` converted from the image
+    /// config (with `command` replacing its Cmd), ready for ocirun or runc.
+    pub fn bundle(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        dir: &Path,
+        command: Vec<String>,
+    ) -> Result<()> {
+        let (layout, img) = self.fetch(image, platform)?;
+        let rootfs = dir.join("rootfs");
+        fs::create_dir_all(dir)?;
+        Unpacker::new().unpack(&layout, &img, &rootfs)?;
+        let overrides = Overrides {
+            cmd: (!command.is_empty()).then_some(command),
+            ..Default::default()
+        };
+        let mut spec = oci_runtime::spec_from_image(
+            &img.config,
+            &rootfs,
+            &overrides,
+            oci_runtime::default_spec()?,
+        )?;
+        if let Some(root) = spec.root_mut() {
+            root.set_path("rootfs".into());
+        }
+        oci_runtime::Bundle::write(dir, &spec)?;
+        Ok(())
+    }
+
     /// The images of the store: (reference, manifest digest, total layer bytes).
     pub fn images_list(&self) -> Result<Vec<(String, String, u64)>> {
         let layout = self.images()?;

@@ -392,14 +392,7 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             dir,
             platform,
         } => {
-            let p = platform
-                .as_deref()
-                .map(str::parse::<PlatformSpec>)
-                .transpose()?;
-            let s = store()?;
-            let (layout, img) =
-                s.image(&image, p.as_ref(), examples::container::PullPolicy::Missing)?;
-            oci_unpack::Unpacker::new().unpack(&layout, &img, &dir)?;
+            store()?.unpack(&image, platform.as_deref(), &dir)?;
             println!("{}", dir.display());
         }
         Command::Bundle {
@@ -408,30 +401,7 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             platform,
             command,
         } => {
-            let p = platform
-                .as_deref()
-                .map(str::parse::<PlatformSpec>)
-                .transpose()?;
-            let s = store()?;
-            let (layout, img) =
-                s.image(&image, p.as_ref(), examples::container::PullPolicy::Missing)?;
-            let rootfs = dir.join("rootfs");
-            std::fs::create_dir_all(&dir)?;
-            oci_unpack::Unpacker::new().unpack(&layout, &img, &rootfs)?;
-            let overrides = oci_runtime::Overrides {
-                cmd: (!command.is_empty()).then_some(command),
-                ..Default::default()
-            };
-            let mut spec = oci_runtime::spec_from_image(
-                &img.config,
-                &rootfs,
-                &overrides,
-                oci_runtime::default_spec()?,
-            )?;
-            if let Some(root) = spec.root_mut() {
-                root.set_path("rootfs".into());
-            }
-            oci_runtime::Bundle::write(&dir, &spec)?;
+            store()?.bundle(&image, platform.as_deref(), &dir, command)?;
             println!("{}", dir.display());
         }
         Command::Inspect {
