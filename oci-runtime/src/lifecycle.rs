@@ -778,8 +778,19 @@ fn release_fifo(fifo: &Path, record: &ContainerRecord) -> Result<()> {
     loop {
         match f.read(&mut buf) {
             Ok(1) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // EOF: the init closed its end without writing (it is failing); give it a moment
+            // to exit rather than spin on a fifo that stays readable.
+            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+            // Nothing yet: sleep in poll(2) until the init writes, checking on it every 100 ms.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut pfd = libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&f),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: poll(2) on one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 100) };
+            }
             Err(e) => return Err(Error::io(fifo, e)),
         }
         if !record.init_alive() {
@@ -795,7 +806,6 @@ fn release_fifo(fifo: &Path, record: &ContainerRecord) -> Result<()> {
                 std::io::Error::other("the container's init never reached its start point"),
             ));
         }
-        std::thread::sleep(Duration::from_micros(200));
     }
 }
 
