@@ -20,7 +20,6 @@ pub(crate) const STAGES: &[&str] = &[
     "create /dev/console",
     "bind the pty slave at /dev/console",
     "send the pty master",
-    "setsid",
     "make the pty the controlling terminal",
     "make the pty stdio",
 ];
@@ -105,11 +104,11 @@ fn with_slave(
     sync::send_fd(sock, Msg::Console, master).map_err(fail(6))?;
     // SAFETY: plain syscalls on fds we own.
     unsafe {
-        check(libc::setsid(), 7)?;
-        check(libc::ioctl(slave, libc::TIOCSCTTY, 0), 8)?;
+        // The process leads its own session already (sys::new_session).
+        check(libc::ioctl(slave, libc::TIOCSCTTY, 0), 7)?;
         for fd in 0..3 {
             if fd != slave {
-                check(libc::dup3(slave, fd, 0), 9)?;
+                check(libc::dup3(slave, fd, 0), 8)?;
             }
         }
     }

@@ -178,6 +178,7 @@ fn stage1_inner(p: &ExecPlan) -> CResult {
 
 fn child(p: &ExecPlan) -> CResult<sys::ChildError> {
     sync::expect(p.sock, Msg::Continue, Step::Sync)?;
+    sys::new_session()?;
     if p.process.terminal {
         console::setup(p.process.console_size.as_ref(), p.sock, false)?;
     }

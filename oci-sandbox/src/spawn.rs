@@ -107,6 +107,7 @@ fn init(p: &ChildPlan) -> ! {
 
 fn init_inner(p: &ChildPlan) -> CResult<sys::ChildError> {
     sync::expect(p.sock, Msg::Continue, Step::Sync)?;
+    sys::new_session()?;
     let rootfd = mounts::prepare_rootfs(&p.mounts)?;
     mounts::mount_all(&p.mounts, rootfd)?;
     devices::create(&p.devices, rootfd)?;

@@ -87,6 +87,7 @@ steps! {
     Console => "set up the console (process.terminal)",
     Scheduler => "sched_setattr",
     Lsm => "write the LSM label to /proc/self/attr",
+    Setsid => "setsid",
 }
 
 /// A failure in the child: which step, which element of that step's plan, which errno.
@@ -352,4 +353,13 @@ pub(crate) fn report_stderr(e: ChildError) {
 pub(crate) fn exit_now(code: c_int) -> ! {
     // SAFETY: _exit never returns and runs no handlers.
     unsafe { libc::_exit(code) }
+}
+
+/// Makes the calling child the leader of a new session and process group, as runc's nsexec
+/// does for every container process: signals a terminal sends to the runtime's foreground
+/// process group (^C) then never reach the container, and a `process.terminal` pty can
+/// become its controlling terminal.
+pub(crate) fn new_session() -> CResult {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::setsid() } as i64, Step::Setsid, 0).map(drop)
 }
