@@ -49,13 +49,35 @@ struct GroupEntry {
 /// inside `rootfs`. A missing file is `Ok(None)`.
 pub fn read_in_root(rootfs: &Path, rel: &str, limit: u64) -> Result<Option<Vec<u8>>> {
     let root = File::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
-    let fd = match rustix::fs::openat2(
-        &root,
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
-    ) {
+    let open = || {
+        rustix::fs::openat2(
+            &root,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
+        )
+    };
+    // openat2(2) returns EAGAIN when a rename or mount anywhere on the system raced a `..`
+    // step of the resolution (as in the `../../etc/passwd` symlink of a hostile image).
+    // Under constant mount churn (a host starting containers) fast retries can all lose, so
+    // later ones wait a little: about a second in all before giving up.
+    let mut result = open();
+    for tries in 0..1100 {
+        if !matches!(
+            result,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR)
+        ) {
+            break;
+        }
+        if tries < 100 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        result = open();
+    }
+    let fd = match result {
         Ok(fd) => fd,
         // A symlink loop (ELOOP) or a crossing to another mount (EXDEV) cannot name a file
         // inside the root: the file is not there.

@@ -281,32 +281,17 @@ fn copy_up(rootfs: &Path, dest: &Path, flags: c_ulong, data: &str) -> Result<Cop
     let root = std::fs::File::open(rootfs).map_err(Error::sys("open", rootfs.to_path_buf()))?;
     let rel = dest.strip_prefix("/").unwrap_or(dest);
     let rel_c = cstr(rel.as_os_str().as_bytes(), "mounts[].destination")?;
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: 0x10 | 0x02, // RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
-    };
-    // SAFETY: openat2(2) with a valid struct and its size.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            std::os::fd::AsRawFd::as_raw_fd(&root),
-            rel_c.as_ptr(),
-            &how,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
+    let Ok(fd) = sys::openat2(
+        std::os::fd::AsRawFd::as_raw_fd(&root),
+        &rel_c,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        IN_ROOT,
+    ) else {
         return Ok(up);
-    }
+    };
     // SAFETY: a fresh fd we own.
-    let src: std::os::fd::OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as c_int) };
+    let src: std::os::fd::OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
     copy_tree(&src, &up.dir, 0)?;
     copy_owner_mode(&src, &up.dir)?;
     Ok(up)

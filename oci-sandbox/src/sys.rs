@@ -177,6 +177,8 @@ pub(crate) const RESOLVE_BENEATH: u64 = 0x08;
 pub(crate) const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(2): the kernel resolves `path` under `dirfd` with the `resolve` restrictions.
+/// Retried on `EAGAIN`, which the kernel returns with `RESOLVE_IN_ROOT`/`RESOLVE_BENEATH`
+/// when a rename or mount anywhere on the system raced a `..` step (openat2(2) ERRORS).
 pub(crate) fn openat2(
     dirfd: c_int,
     path: &CStr,
@@ -189,20 +191,30 @@ pub(crate) fn openat2(
         mode: mode as u64,
         resolve,
     };
-    // SAFETY: `how` and `path` are valid for the duration of the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(r as c_int)
+    let mut tries = 0;
+    loop {
+        // SAFETY: `how` and `path` are valid for the duration of the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if r >= 0 {
+            return Ok(r as c_int);
+        }
+        match errno() {
+            // Under constant mount churn fast retries can all lose: yield between them.
+            libc::EAGAIN | libc::EINTR if tries < 1024 => {
+                tries += 1;
+                // SAFETY: plain syscall.
+                unsafe { libc::sched_yield() };
+            }
+            e => return Err(e),
+        }
     }
 }
 

@@ -82,7 +82,11 @@ impl Root {
         let mut tries = 0;
         loop {
             match rfs::openat2(&self.fd, os(p), flags, Mode::empty(), resolve) {
-                Err(Errno::AGAIN) | Err(Errno::INTR) if tries < 64 => tries += 1,
+                // Under constant mount churn fast retries can all lose: yield between them.
+                Err(Errno::AGAIN) | Err(Errno::INTR) if tries < 1024 => {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
                 r => return r.map_err(io::Error::from),
             }
         }
