@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::sync::{self, Msg};
 use crate::sys::{self, CResult, Step};
 use crate::{
-    console, lsm, open_procs, process, process_detail, reap, seccomp, spawn, unexpected,
-    ExitStatus, Guard, Sandbox,
+    console, lsm, open_procs, pidfd_open, process, process_detail, reap, seccomp, spawn,
+    unexpected, ExitStatus, Guard, Sandbox,
 };
 use libc::c_int;
 use oci_spec::runtime::{LinuxPersonality, LinuxSeccomp, Process};
@@ -71,6 +71,7 @@ impl ExecOptions {
 #[derive(Debug)]
 pub struct Exec {
     pid: i32,
+    pidfd: Option<OwnedFd>,
     console: Option<OwnedFd>,
     status: Option<ExitStatus>,
 }
@@ -79,6 +80,11 @@ impl Exec {
     /// The process's pid, in the caller's pid namespace.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// A pidfd of the process, as [`crate::Container::pidfd`].
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(std::os::fd::AsFd::as_fd)
     }
 
     /// Waits for the process to exit.
@@ -134,15 +140,15 @@ fn open_namespaces(pid: i32) -> Result<Vec<(c_int, OwnedFd)>> {
 
 struct ExecPlan {
     joins: Vec<(c_int, OwnedFd)>,
-    cgroup_procs: Vec<OwnedFd>,
+    cgroups: spawn::CgroupJoin,
     process: process::Plan,
     sock: c_int,
     keep_fds: Vec<c_int>,
     final_keep: Vec<c_int>,
 }
 
-fn stage1(p: &ExecPlan) -> ! {
-    match stage1_inner(p) {
+fn stage1(p: &ExecPlan, in_cgroup: bool) -> ! {
+    match stage1_inner(p, in_cgroup) {
         Ok(()) => sys::exit_now(0),
         Err(e) => {
             let _ = sync::send(p.sock, Msg::Error(e));
@@ -151,11 +157,9 @@ fn stage1(p: &ExecPlan) -> ! {
     }
 }
 
-fn stage1_inner(p: &ExecPlan) -> CResult {
+fn stage1_inner(p: &ExecPlan, in_cgroup: bool) -> CResult {
     sys::close_others(&p.keep_fds)?;
-    for (i, fd) in p.cgroup_procs.iter().enumerate() {
-        sys::write_all(fd.as_raw_fd(), b"0").map_err(|e| sys::fail(Step::CgroupJoin, i, e))?;
-    }
+    spawn::join_cgroups(&p.cgroups.procs, p.cgroups.into.filter(|_| in_cgroup))?;
     for (i, (nstype, fd)) in p.joins.iter().enumerate() {
         // SAFETY: plain syscall on an fd we own.
         sys::check(
@@ -164,16 +168,14 @@ fn stage1_inner(p: &ExecPlan) -> CResult {
             i,
         )?;
     }
-    let pid = spawn::raw_fork(libc::CLONE_PARENT as libc::c_ulong)
-        .map_err(|e| sys::fail(Step::CloneInit, 0, e))?;
-    if pid == 0 {
+    if spawn::fork_sibling(p.sock, false)? {
         let e = match child(p) {
             Ok(e) | Err(e) => e,
         };
         let _ = sync::send(p.sock, Msg::Error(e));
         sys::exit_now(1)
     }
-    sync::send(p.sock, Msg::InitPid(pid)).map_err(|e| sys::fail(Step::Sync, 0, e))
+    Ok(())
 }
 
 fn child(p: &ExecPlan) -> CResult<sys::ChildError> {
@@ -234,7 +236,7 @@ impl Sandbox {
             .map(process::plan_personality)
             .transpose()?;
         let joins = open_namespaces(pid)?;
-        let cgroup_procs = open_procs(&options.cgroup_procs)?;
+        let cgroups = open_procs(&options.cgroup_procs)?;
         let (parent_sock, child_sock) =
             sync::pair(min_fd).map_err(Error::sys("socketpair", None))?;
         let mut final_keep: Vec<c_int> = (3..min_fd).collect();
@@ -242,11 +244,11 @@ impl Sandbox {
         final_keep.sort_unstable();
         let mut keep_fds = final_keep.clone();
         keep_fds.extend(joins.iter().map(|(_, fd)| fd.as_raw_fd()));
-        keep_fds.extend(cgroup_procs.iter().map(|fd| fd.as_raw_fd()));
+        keep_fds.extend(cgroups.procs.iter().map(|fd| fd.as_raw_fd()));
         keep_fds.sort_unstable();
         let plan = ExecPlan {
             joins,
-            cgroup_procs,
+            cgroups,
             process,
             sock: child_sock.as_raw_fd(),
             keep_fds,
@@ -256,14 +258,17 @@ impl Sandbox {
             pids: Vec::new(),
             cgroup: None,
         };
-        let s1 = spawn::raw_fork(0).map_err(|e| syscall_err("clone")(e))?;
+        let cloned = spawn::clone_process(0, plan.cgroups.dir_fd(), false, false)
+            .map_err(syscall_err("clone"))?;
+        let s1 = cloned.pid;
         if s1 == 0 {
-            stage1(&plan);
+            stage1(&plan, cloned.into_cgroup);
         }
         guard.pids.push(s1);
         drop(child_sock);
         let sock = parent_sock.as_raw_fd();
         let mut exec_pid = None;
+        let mut pidfd = None;
         let mut console = None;
         loop {
             let (msg, fd) = sync::recv_with_fd(sock).map_err(syscall_err("recv"))?;
@@ -271,6 +276,7 @@ impl Sandbox {
                 None => return Err(Error::ChildVanished { stage: "exec" }),
                 Some(Msg::InitPid(p)) => {
                     exec_pid = Some(p);
+                    pidfd = fd.or_else(|| pidfd_open(p));
                     guard.pids.insert(0, p);
                     reap(s1)?;
                     guard.pids.retain(|x| *x != s1);
@@ -293,6 +299,7 @@ impl Sandbox {
         guard.pids.clear();
         Ok(Exec {
             pid,
+            pidfd,
             console,
             status: None,
         })

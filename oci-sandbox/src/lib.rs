@@ -50,7 +50,8 @@ pub use oci_spec::runtime::Spec;
 
 use cgroups::Cgroup;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use sync::Msg;
 use sys::Step;
@@ -71,6 +72,7 @@ pub struct Options {
     id: Option<String>,
     no_pivot: bool,
     no_new_keyring: bool,
+    legacy_clone: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -171,6 +173,14 @@ impl Options {
         self
     }
 
+    /// Spawns with clone(2) instead of clone3(2) (no `CLONE_INTO_CGROUP`, no `CLONE_PIDFD`),
+    /// as on kernels before 5.3; for the tests of that fallback.
+    #[doc(hidden)]
+    pub fn legacy_clone(mut self, yes: bool) -> Options {
+        self.legacy_clone = yes;
+        self
+    }
+
     /// Called by [`Container::start`] before the user's program runs (config.md
     /// "StartContainer Hooks").
     pub fn on_start_container(
@@ -216,6 +226,7 @@ pub struct Sandbox;
 /// removes its cgroup; [`Container::delete`] does the same and reports errors.
 pub struct Container {
     pid: i32,
+    pidfd: Option<OwnedFd>,
     sock: Option<OwnedFd>,
     cgroup: Option<Cgroup>,
     state: State,
@@ -340,20 +351,49 @@ fn unexpected(m: Msg) -> Error {
 }
 
 /// Opens the `cgroup.procs` files for writing before fork: the child joins by writing "0".
-fn open_procs(files: &[PathBuf]) -> Result<Vec<OwnedFd>> {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(f)
-                .map(OwnedFd::from)
-                .map_err(|source| Error::Cgroup {
-                    path: f.clone(),
-                    source,
-                })
-        })
-        .collect()
+/// The directory of the one on a cgroup2 filesystem (by statfs) is opened too, for
+/// `CLONE_INTO_CGROUP`.
+fn open_procs(files: &[PathBuf]) -> Result<spawn::CgroupJoin> {
+    const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
+    let mut join = spawn::CgroupJoin::default();
+    for (i, f) in files.iter().enumerate() {
+        let err = |source| Error::Cgroup {
+            path: f.clone(),
+            source,
+        };
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(f)
+            .map_err(err)?;
+        if join.dir.is_none() {
+            // SAFETY: fstatfs on an open fd into a zeroed struct.
+            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstatfs(procs.as_raw_fd(), &mut st) } == 0
+                && st.f_type as libc::c_long == CGROUP2_SUPER_MAGIC
+            {
+                let dir = f.parent().unwrap_or(f);
+                // Not O_PATH: clone3 needs an fd it can get a file from.
+                let d = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY)
+                    .open(dir)
+                    .map_err(err)?;
+                join.into = Some(i);
+                join.dir = Some(d.into());
+            }
+        }
+        join.procs.push(procs.into());
+    }
+    Ok(join)
+}
+
+/// A pidfd of our own child `pid` (not yet reaped, so the pid is still that process), where
+/// the kernel has pidfd_open(2) (5.3); clone3's `CLONE_PIDFD` gives one directly.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) returns a new close-on-exec fd we own, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a fresh fd.
+    (fd >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
 }
 
 fn reap(pid: i32) -> Result<ExitStatus> {
@@ -436,12 +476,12 @@ impl Sandbox {
             cgroup: None,
         };
         let resources = linux.resources().as_ref();
-        let mut cgroup_procs = Vec::new();
+        let mut cgroups = spawn::CgroupJoin::default();
         match linux.cgroups_path() {
             Some(path) => {
                 // In the guard first: a failure below removes it.
                 let cg = guard.cgroup.insert(Cgroup::create(path, resources)?);
-                cgroup_procs = open_procs(&cg.procs_files())?;
+                cgroups = open_procs(&cg.procs_files())?;
             }
             None if resources.is_some_and(|r| r != &Default::default()) => {
                 return Err(Error::invalid(
@@ -469,7 +509,7 @@ impl Sandbox {
         let mut final_keep = keep_fds.clone();
         final_keep.sort_unstable();
         keep_fds.extend(ns.joins.iter().map(|(_, fd)| fd.as_raw_fd()));
-        keep_fds.extend(cgroup_procs.iter().map(|fd| fd.as_raw_fd()));
+        keep_fds.extend(cgroups.procs.iter().map(|fd| fd.as_raw_fd()));
         keep_fds.sort_unstable();
         let plan = spawn::ChildPlan {
             ns,
@@ -478,19 +518,22 @@ impl Sandbox {
             process,
             hostname,
             domainname,
-            cgroup_procs,
+            cgroups,
+            legacy_clone: options.legacy_clone,
             sock: child_sock.as_raw_fd(),
             keep_fds,
             final_keep,
             exec_fifo: fifo_fd,
         };
-        let stage1 = spawn::raw_fork(0).map_err(|e| Error::Syscall {
-            syscall: "clone",
-            path: None,
-            source: std::io::Error::from_raw_os_error(e),
-        })?;
+        let cloned = spawn::clone_process(0, plan.cgroups.dir_fd(), false, plan.legacy_clone)
+            .map_err(|e| Error::Syscall {
+                syscall: "clone",
+                path: None,
+                source: std::io::Error::from_raw_os_error(e),
+            })?;
+        let stage1 = cloned.pid;
         if stage1 == 0 {
-            spawn::stage1(&plan);
+            spawn::stage1(&plan, cloned.into_cgroup);
         }
         guard.pids.push(stage1);
         drop(child_sock);
@@ -499,6 +542,7 @@ impl Sandbox {
         }
         let sock = parent_sock.as_raw_fd();
         let mut init = None;
+        let mut pidfd = None;
         let mut console = None;
         loop {
             let (msg, fd) = sync::recv_with_fd(sock).map_err(|e| Error::Syscall {
@@ -521,6 +565,7 @@ impl Sandbox {
                 }
                 Some(Msg::InitPid(pid)) => {
                     init = Some(pid);
+                    pidfd = fd.or_else(|| pidfd_open(pid));
                     guard.pids.insert(0, pid);
                     reap(stage1)?;
                     guard.pids.retain(|p| *p != stage1);
@@ -563,6 +608,7 @@ impl Sandbox {
         guard.pids.clear();
         Ok(Container {
             pid,
+            pidfd,
             sock: Some(parent_sock),
             cgroup,
             state: State::Created,
@@ -662,6 +708,12 @@ impl Container {
         self.pid
     }
 
+    /// A pidfd of the container's init (pidfd_open(2)): to poll for its exit or signal it
+    /// without pid reuse races once this handle is gone. `None` on kernels before 5.3.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|f| f.as_fd())
+    }
+
     /// The container's cgroup, when the config has a `cgroupsPath`.
     pub fn cgroup(&self) -> Option<&Cgroup> {
         self.cgroup.as_ref()
@@ -731,6 +783,7 @@ impl Container {
     /// caller's job.
     pub fn detach(mut self) -> i32 {
         let pid = self.pid;
+        self.pidfd = None;
         self.sock = None;
         self.start_container = None;
         self.exec_fifo = None;
@@ -767,8 +820,21 @@ impl Container {
                 state: "stopped",
             });
         }
-        // SAFETY: plain kill(2) of our own, not yet reaped, child.
-        if unsafe { libc::kill(self.pid, signal) } < 0 {
+        let r = match &self.pidfd {
+            // SAFETY: pidfd_send_signal(2) on our pidfd, without siginfo.
+            Some(fd) => unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            },
+            // SAFETY: plain kill(2) of our own, not yet reaped, child.
+            None => libc::c_long::from(unsafe { libc::kill(self.pid, signal) }),
+        };
+        if r < 0 {
             return Err(Error::last_os("kill", None));
         }
         Ok(())

@@ -4,6 +4,7 @@ mod common;
 use common::{status_field, Fixture};
 use oci_sandbox::{Error, ExitStatus, Options};
 use serde_json::json;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
 #[test]
@@ -212,4 +213,41 @@ fn unsupported_settings_are_refused() {
         f.create(&v, Options::new()).unwrap_err(),
         Error::Unsupported { .. }
     ));
+}
+
+/// clone3 (the init's stage 1 born in the cgroup2 part with CLONE_INTO_CGROUP, the init's
+/// pidfd from CLONE_PIDFD) and the clone(2) fallback of kernels before 5.3 (cgroup.procs
+/// writes, pidfd_open) give the same container.
+#[test]
+fn clone3_and_the_clone_fallback_make_the_same_container() {
+    for legacy in [false, true] {
+        let f = Fixture::new("clone3");
+        let mut v = f.spec_json("sleep 1000");
+        let path = format!("/{}", common::unique("clone3"));
+        v["linux"]["cgroupsPath"] = json!(path);
+        v["linux"]["resources"] = json!({"pids": {"limit": 10}});
+        let mut c = f.create(&v, Options::new().legacy_clone(legacy)).unwrap();
+        let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap();
+        for controller in ["0::", ":pids:", ":memory:", ":freezer:"] {
+            let line = cgroups
+                .lines()
+                .find(|l| l.contains(controller))
+                .unwrap_or_else(|| panic!("{controller} in {cgroups}"));
+            assert!(line.ends_with(&path), "legacy={legacy}: {line}");
+        }
+        let pidfd = c.pidfd().expect("a pidfd on this kernel").as_raw_fd();
+        c.start().unwrap();
+        let mut poll = libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a pidfd is readable once the process has exited.
+        assert_eq!(unsafe { libc::poll(&mut poll, 1, 0) }, 0, "running");
+        c.kill(libc::SIGKILL).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::poll(&mut poll, 1, 10_000) }, 1, "exited");
+        assert_eq!(c.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+        c.delete().unwrap();
+    }
 }
