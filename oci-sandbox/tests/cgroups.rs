@@ -73,12 +73,16 @@ fn v1_pids_limit_stops_a_fork_bomb() {
     c.delete().unwrap();
 }
 
+/// Grows `tail` until the memory limit (a line with no newline is kept whole), in a subshell
+/// whose oom_score_adj is 1000, so that the OOM killer takes it and never the shell that
+/// records its exit status.
+const ALLOCATOR: &str = "(echo 1000 > /proc/self/oom_score_adj; \
+    exec sh -c 'head -c 200000000 /dev/zero | tail -n 1 > /dev/null'); echo $? > /out/rc";
+
 #[test]
 fn v1_memory_limit_kills_an_allocator() {
     let f = Fixture::new("oom");
-    // tail -n 1 keeps a line with no newline whole: it grows until the limit.
-    let mut v =
-        f.spec_json("head -c 200000000 /dev/zero | tail -n 1 > /dev/null; echo $? > /out/rc");
+    let mut v = f.spec_json(ALLOCATOR);
     v["linux"]["cgroupsPath"] = json!(common::unique("oom"));
     v["linux"]["resources"] = json!({"memory": {"limit": 16777216, "swap": 16777216}});
     assert_eq!(f.run(&v), ExitStatus::Exited(0));
@@ -343,8 +347,7 @@ fn v1_relative_path_reopens_from_the_same_cgroups() {
 #[test]
 fn v1_oom_kill_count_counts_the_allocator() {
     let f = Fixture::new("oomcount");
-    let mut v =
-        f.spec_json("head -c 200000000 /dev/zero | tail -n 1 > /dev/null; echo $? > /out/rc");
+    let mut v = f.spec_json(ALLOCATOR);
     v["linux"]["cgroupsPath"] = json!(common::unique("oomcount"));
     v["linux"]["resources"] = json!({"memory": {"limit": 16777216, "swap": 16777216}});
     let mut c = f.create(&v, Options::new()).unwrap();
