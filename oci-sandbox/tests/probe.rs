@@ -336,3 +336,152 @@ fn a_non_root_process_sees_exactly_its_config() {
         "256"
     );
 }
+
+/// The fields of `/proc/self/uid_map` (or gid_map) as numbers.
+fn id_map(r: &Value, key: &str) -> Vec<u64> {
+    r[key]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// Root in a user namespace, with runc's default capabilities: the maps, the credentials,
+/// the capability sets the kernel gives root at execve, devices bound from the host.
+#[test]
+fn root_in_a_user_namespace_sees_its_mappings() {
+    let f = Fixture::new("probe-userns").with_probe();
+    std::fs::create_dir(f.out.join("ro")).unwrap();
+    std::fs::set_permissions(f.out.join("ro"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut v = f.spec_json("");
+    v["linux"]["readonlyPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/out/ro"));
+    let three = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    v["process"]["args"] = json!([
+        "probe",
+        "--out",
+        "/out/r.json",
+        "--write",
+        "/out/ro/newfile",
+        "--write",
+        "/dev/null",
+        "--read",
+        "/dev/null"
+    ]);
+    v["process"]["capabilities"] = json!({
+        "bounding": three, "effective": three, "permitted": three
+    });
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 1000}]);
+    assert_eq!(f.run(&v), ExitStatus::Exited(0));
+    let r = f.report("r.json");
+    check_namespaces(&r, &["ipc", "mnt", "net", "pid", "user", "uts"]);
+    assert_eq!(id_map(&r, "uid_map"), [0, 100000, 65536]);
+    assert_eq!(id_map(&r, "gid_map"), [0, 200000, 1000]);
+    assert_eq!(r["uids"], json!([0, 0, 0]));
+    assert_eq!(r["gids"], json!([0, 0, 0]));
+    assert_eq!(r["groups"], json!([]));
+    // Root at execve (no file capabilities): permitted = inheritable | bounding, effective
+    // = permitted, ambient cleared by nothing but also never raised.
+    let m = mask(&three);
+    assert_eq!(r["CapBnd"], m);
+    assert_eq!(r["CapPrm"], m);
+    assert_eq!(r["CapEff"], m);
+    assert_eq!(r["CapInh"], 0);
+    assert_eq!(r["CapAmb"], 0);
+    assert_eq!(r["no_new_privs"], 0);
+    assert_eq!(r["Seccomp"], 0);
+    // readonlyPaths hold for root of the user namespace too.
+    assert_eq!(
+        errno_of(&r, "writes", "/out/ro/newfile"),
+        i64::from(libc::EROFS)
+    );
+    // mknod is not allowed in a user namespace: the default devices are the host's, bound.
+    for dev in [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/tty",
+        "/dev/random",
+        "/dev/urandom",
+    ] {
+        let m = mount(&r, dev);
+        assert_eq!(m["root"], dev.strip_prefix("/dev").unwrap(), "{m}");
+    }
+    assert_eq!(errno_of(&r, "writes", "/dev/null"), 0);
+    assert_eq!(read_content(&r, "/dev/null"), "");
+}
+
+/// A process exec'd into a running container has the container's namespaces and cgroup,
+/// the exec'd process's own credentials, and leads its own session.
+#[test]
+fn an_exec_process_sees_the_container_and_its_own_settings() {
+    let f = Fixture::new("probe-exec").with_probe();
+    let mut v = f.spec_json("sleep 1000");
+    v["linux"]["cgroupsPath"] = json!(common::unique("probe-exec"));
+    v["linux"]["resources"] = json!({"pids": {"limit": 42}});
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    let mut c = f.create(&v, oci_sandbox::Options::new()).unwrap();
+    c.start().unwrap();
+    let p: oci_spec::runtime::Process = serde_json::from_value(json!({
+        "args": ["probe", "--out", "/out/r.json", "--syscall", SYS_CHROOT.to_string()],
+        "env": ["PATH=/bin", "EXEC=1"],
+        "cwd": "/tmp",
+        "user": {"uid": 1000, "gid": 1000, "additionalGids": [3], "umask": 63},
+        "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
+            "permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]},
+        "noNewPrivileges": true
+    }))
+    .unwrap();
+    let seccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errnoRet": 55}]
+    }))
+    .unwrap();
+    let mut e = oci_sandbox::Sandbox::exec(
+        c.pid(),
+        &p,
+        oci_sandbox::ExecOptions::new()
+            .cgroup(c.cgroup().unwrap())
+            .seccomp(Some(&seccomp)),
+    )
+    .unwrap();
+    assert_eq!(e.wait().unwrap(), ExitStatus::Exited(0));
+    let r = f.report("r.json");
+    for n in ["cgroup", "ipc", "mnt", "net", "pid", "uts", "user"] {
+        let init = std::fs::read_link(format!("/proc/{}/ns/{n}", c.pid())).unwrap();
+        assert_eq!(r["namespaces"][n], init.to_str().unwrap(), "{n}");
+    }
+    let pid = r["pid"].as_i64().unwrap();
+    assert!(pid > 1, "in the container's pid namespace, not its init");
+    assert_eq!(r["sid"], pid, "a session of its own");
+    assert_eq!(r["ppid"], 0, "its parent is outside the namespace");
+    assert_eq!(r["uids"], json!([1000, 1000, 1000]));
+    assert_eq!(r["groups"], json!([3]));
+    assert_eq!(r["umask"], 63);
+    assert_eq!(r["cwd"], "/tmp");
+    assert_eq!(r["env"], json!(["PATH=/bin", "EXEC=1"]));
+    assert_eq!(r["hostname"], "sandbox");
+    let kill = mask(&["CAP_KILL"]);
+    for set in ["CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"] {
+        assert_eq!(r[set], kill, "{set}");
+    }
+    assert_eq!(r["no_new_privs"], 1);
+    assert_eq!(r["Seccomp"], 2);
+    assert_eq!(r["syscalls"][SYS_CHROOT.to_string()]["errno"], 55);
+    let cg = r["cgroup"].as_str().unwrap();
+    assert!(cg.lines().all(|l| l.ends_with(":/")), "{cg}");
+    let fds: Vec<&String> = r["fds"].as_object().unwrap().keys().collect();
+    assert_eq!(fds, ["0", "1", "2"], "{}", r["fds"]);
+    c.delete().unwrap();
+}
