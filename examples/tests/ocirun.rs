@@ -597,3 +597,50 @@ fn the_runtime_binary_is_not_reachable_from_inside() {
     assert!(out.contains("WRITE-DENIED"), "{out}");
     b.ok(&["delete", "--force", &b.id]);
 }
+
+/// Socket activation as under systemd: `LISTEN_FDS` for ocirun's own pid passes fds 3.. to
+/// the container before the `--preserve-fds` ones, with `LISTEN_FDS` and `LISTEN_PID=1` set in
+/// its environment (as runc does); no other fd reaches it.
+#[test]
+fn socket_activation_fds_and_preserved_fds_reach_the_container() {
+    let b = Bundle::new(
+        "listen",
+        &[
+            "sh",
+            "-c",
+            "echo $LISTEN_FDS $LISTEN_PID; cat <&3; cat <&4; ls /proc/self/fd",
+        ],
+    );
+    std::fs::write(b.path().join("listen"), "listening\n").unwrap();
+    std::fs::write(b.path().join("preserved"), "preserved\n").unwrap();
+    // `exec` keeps the shell's pid, which LISTEN_PID names; fd 5 is open but not passed.
+    let script = format!(
+        "LISTEN_PID=$$ LISTEN_FDS=1 exec {} --root {} run --preserve-fds 1 --bundle {} {} \
+         3<listen 4<preserved 5<listen",
+        env!("CARGO_BIN_EXE_ocirun"),
+        b.root.display(),
+        b.path().display(),
+        b.id
+    );
+    let out = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .current_dir(b.path())
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[..3], ["1 1", "listening", "preserved"], "{stdout}");
+    // ls lists its own directory fd too (the lowest free number: 5).
+    let fds: Vec<&str> = lines[3..]
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    assert_eq!(fds, ["0", "1", "2", "3", "4", "5"], "{stdout}");
+}

@@ -30,7 +30,9 @@ pub use defaults::{
 };
 pub use error::{ConfigProblem, Error, Result};
 pub use hooks::{run_hooks, run_hooks_in_namespaces};
-pub use lifecycle::{CreateOptions, Exec, ExecOptions, KillScope, Running, Runtime, EXEC_FIFO};
+pub use lifecycle::{
+    listen_fds_from_env, CreateOptions, Exec, ExecOptions, KillScope, Running, Runtime, EXEC_FIFO,
+};
 pub use seccomp::{docker_default_seccomp, DOCKER_CAP_GATES, DOCKER_DENIED};
 pub use state::{
     check_id, now_rfc3339, proc_stat, ContainerLock, ContainerRecord, StateStore, DEFAULT_ROOT,

@@ -44,8 +44,12 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     /// `--pid-file`: where to write the init's pid.
     pub pid_file: Option<PathBuf>,
-    /// `--preserve-fds`: fds 3..3+N passed to the container.
+    /// `--preserve-fds`: fds 3..3+N passed to the container (after the `listen_fds` ones).
     pub preserve_fds: u32,
+    /// Socket activation (sd_listen_fds(3)): the caller was given this many listening fds at
+    /// 3..3+N (see [`listen_fds_from_env`]). They are passed to the container first, and
+    /// `LISTEN_FDS=N` and `LISTEN_PID=1` are added to its environment, as runc does.
+    pub listen_fds: u32,
     /// `--no-pivot`: use `MS_MOVE` + `chroot` instead of `pivot_root`.
     pub no_pivot: bool,
     /// `--no-new-keyring`: keep the caller's session keyring.
@@ -61,6 +65,19 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
+}
+
+/// The number of socket-activation fds systemd passed to this process (sd_listen_fds(3)):
+/// `LISTEN_FDS` when `LISTEN_PID` is this process's pid, else 0.
+pub fn listen_fds_from_env() -> u32 {
+    let pid = std::env::var("LISTEN_PID").ok();
+    if pid.and_then(|p| p.parse::<u32>().ok()) != Some(std::process::id()) {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// How a signal is delivered by [`Runtime::kill`].
@@ -215,6 +232,14 @@ impl Runtime {
         let dir = self.store.dir(id)?;
         let mut cleanup = DirCleanup(Some(self.store.clone()), id.to_string());
         let mut spec = bundle.spec.clone();
+        if opts.listen_fds > 0 {
+            if let Some(p) = spec.process_mut().as_mut() {
+                let mut env = p.env().clone().unwrap_or_default();
+                env.push(format!("LISTEN_FDS={}", opts.listen_fds));
+                env.push("LISTEN_PID=1".into());
+                p.set_env(Some(env));
+            }
+        }
         default_cgroups_path(&mut spec, id);
         if spec
             .process()
@@ -231,7 +256,7 @@ impl Runtime {
 
         let mut options = Options::new()
             .bundle(bundle.path.clone())
-            .preserve_fds(opts.preserve_fds)
+            .preserve_fds(opts.listen_fds + opts.preserve_fds)
             .no_pivot(opts.no_pivot)
             .no_new_keyring(opts.no_new_keyring);
         if fifo_mode {

@@ -81,6 +81,7 @@ impl CreateArgs {
             console_socket: self.console_socket.clone(),
             pid_file: self.pid_file.clone(),
             preserve_fds: self.preserve_fds,
+            listen_fds: oci_runtime::listen_fds_from_env(),
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
         }
