@@ -460,6 +460,11 @@ impl Sandbox {
         let domainname = name(spec.domainname(), "domainname")?;
         let mut mounts = mounts::plan(spec, linux, &rootfs, options.bundle.as_deref())?;
         mounts.no_pivot = options.no_pivot;
+        // MS_MOVE of the rootfs is refused under a shared parent.
+        refuse(
+            options.no_pivot && mounts.shared_root(),
+            "linux.rootfsPropagation (shared) with no-pivot",
+        )?;
         let devices = devices::plan(linux, ns.new_user(), mounts.dev_is_bind)?;
         let (seccomp, mut notifier) =
             seccomp::prepare(linux.seccomp().as_ref(), 3 + options.preserve_fds as i32)?;

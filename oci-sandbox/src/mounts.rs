@@ -16,8 +16,8 @@ use crate::sys::{
 use libc::{c_int, c_ulong};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const IN_ROOT: u64 = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
@@ -207,6 +207,11 @@ pub(crate) struct MountPlan {
 pub(crate) struct Plan {
     rootfs: CString,
     root_propagation: c_ulong,
+    /// For a shared rootfs propagation: the flags applied to the new root after pivot_root
+    /// (shared, or recursively shared), and the mount point that holds the rootfs, made
+    /// private first (pivot_root(2) refuses a shared parent, and a bind under a shared
+    /// parent would propagate to the host).
+    shared_root: Option<(c_ulong, CString)>,
     pub mounts: Vec<MountPlan>,
     pub sysctls: Vec<(String, CString, CString)>,
     pub masked: Vec<Dest>,
@@ -864,16 +869,25 @@ pub(crate) fn plan(
             field: "linux.mountLabel",
         });
     }
+    let mut shared_root = None;
+    // config-linux.md "Rootfs Mount Propagation" (runc also takes the recursive forms).
     let root_propagation = match linux.rootfs_propagation().as_deref() {
         // runc's default: see mount events of the host, never send ours back.
         None | Some("") => libc::MS_SLAVE | libc::MS_REC,
         Some("slave") | Some("rslave") => libc::MS_SLAVE | libc::MS_REC,
         Some("private") | Some("rprivate") => libc::MS_PRIVATE | libc::MS_REC,
         Some("unbindable") | Some("runbindable") => libc::MS_UNBINDABLE | libc::MS_REC,
-        Some("shared") | Some("rshared") => {
-            return Err(Error::Unsupported {
-                field: "linux.rootfsPropagation (shared)",
-            })
+        // Kubernetes' Bidirectional mount propagation: the host's shared mounts stay peers of
+        // ours (as the new mount namespace copied them), so mounts made in the container
+        // under a shared bind reach the host.
+        Some(v @ ("shared" | "rshared")) => {
+            let rec = if v == "rshared" { libc::MS_REC } else { 0 };
+            let parent = mount_point_of(rootfs)?;
+            shared_root = Some((
+                libc::MS_SHARED | rec,
+                cstr(parent.as_os_str().as_bytes(), "root.path")?,
+            ));
+            0
         }
         Some(other) => {
             return Err(Error::invalid(
@@ -934,6 +948,7 @@ pub(crate) fn plan(
     Ok(Plan {
         rootfs: cstr(rootfs.as_os_str().as_bytes(), "root.path")?,
         root_propagation,
+        shared_root,
         mounts,
         sysctls,
         masked: paths(linux.masked_paths(), "linux.maskedPaths")?,
@@ -954,8 +969,17 @@ const NULL: *const libc::c_char = std::ptr::null();
 /// Child: makes the rootfs a mount point of its own and returns an `O_PATH` fd of it.
 pub(crate) fn prepare_rootfs(plan: &Plan) -> CResult<c_int> {
     // config-linux.md "Rootfs Mount Propagation".
-    sys::mount(NULL, c"/".as_ptr(), NULL, plan.root_propagation, NULL)
-        .map_err(|e| sys::fail(Step::RootPropagation, 0, e))?;
+    if let Some((_, parent)) = &plan.shared_root {
+        // Shared: the namespace's mounts keep their peers; only the mount holding the rootfs
+        // and the root mount become private, as pivot_root(2) needs.
+        for (i, at) in [parent.as_c_str(), c"/"].into_iter().enumerate() {
+            sys::mount(NULL, at.as_ptr(), NULL, libc::MS_PRIVATE, NULL)
+                .map_err(|e| sys::fail(Step::RootPropagation, i + 1, e))?;
+        }
+    } else {
+        sys::mount(NULL, c"/".as_ptr(), NULL, plan.root_propagation, NULL)
+            .map_err(|e| sys::fail(Step::RootPropagation, 0, e))?;
+    }
     // pivot_root(2) needs the new root to be a mount point.
     sys::mount(
         plan.rootfs.as_ptr(),
@@ -1223,7 +1247,57 @@ pub(crate) fn pivot(plan: &Plan, rootfd: c_int) -> CResult {
         Ok(())
     })();
     sys::close(old);
-    result
+    result?;
+    if let Some((flags, _)) = plan.shared_root {
+        sys::mount(NULL, c"/".as_ptr(), NULL, flags, NULL)
+            .map_err(|e| sys::fail(Step::RootPropagation, 3, e))?;
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// Whether the rootfs propagation is shared.
+    pub(crate) fn shared_root(&self) -> bool {
+        self.shared_root.is_some()
+    }
+}
+
+/// The mount point of the mount that holds `path` (the longest mount point of
+/// /proc/self/mountinfo that is `path` or one of its ancestors): runc's
+/// rootfsParentMountPrivate looks for the same.
+fn mount_point_of(path: &Path) -> Result<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(Error::sys("read", PathBuf::from("/proc/self/mountinfo")))?;
+    let best = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| path.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len());
+    Ok(best.unwrap_or_else(|| PathBuf::from("/")))
+}
+
+/// mountinfo's octal escapes (`\040` for a space, `\134` for a backslash).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) if b[i] == b'\\' => {
+                out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// Child, after pivot_root (and after /dev/console is in place): config.md "Root" readonly.

@@ -45,6 +45,7 @@ const APPLETS: &[&str] = &[
     "tty",
     "stty",
     "ps",
+    "mount",
 ];
 
 pub struct Fixture {
