@@ -1008,31 +1008,35 @@ fn remount(fd: c_int, flags: c_ulong) -> Result<(), i32> {
 
 fn remount_at(target: *const libc::c_char, fd: c_int, flags: c_ulong) -> Result<(), i32> {
     match sys::mount(NULL, target, NULL, flags, NULL) {
-        Err(libc::EPERM) => {
-            // SAFETY: plain data filled by the kernel.
-            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-            // SAFETY: valid pointer.
-            if unsafe { libc::fstatvfs(fd, &mut st) } < 0 {
-                return Err(sys::errno());
-            }
-            let mut locked = 0;
-            for (st_flag, ms) in [
-                (libc::ST_NOSUID, libc::MS_NOSUID),
-                (libc::ST_NODEV, libc::MS_NODEV),
-                (libc::ST_NOEXEC, libc::MS_NOEXEC),
-                (libc::ST_RDONLY, libc::MS_RDONLY),
-                (libc::ST_NOATIME, libc::MS_NOATIME),
-                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-                (libc::ST_RELATIME, libc::MS_RELATIME),
-            ] {
-                if st.f_flag & st_flag != 0 {
-                    locked |= ms;
-                }
-            }
-            sys::mount(NULL, target, NULL, flags | locked, NULL)
-        }
+        // In a user namespace the flags of a mount made outside are locked: keep them.
+        Err(libc::EPERM) => sys::mount(NULL, target, NULL, flags | mount_flags(fd)?, NULL),
         r => r,
     }
+}
+
+/// The `MS_*` flags the mount holding `fd` has now (fstatvfs(3)).
+fn mount_flags(fd: c_int) -> Result<c_ulong, i32> {
+    // SAFETY: plain data filled by the kernel.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer.
+    if unsafe { libc::fstatvfs(fd, &mut st) } < 0 {
+        return Err(sys::errno());
+    }
+    let mut flags = 0;
+    for (st_flag, ms) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            flags |= ms;
+        }
+    }
+    Ok(flags)
 }
 
 /// Child: the config's mounts, in order (config.md "Mounts": in the listed order).
@@ -1150,12 +1154,23 @@ fn mask_with(plan: &Plan, rootfd: c_int, null_fd: c_int) -> CResult {
                 c"tmpfs".as_ptr(),
                 libc::MS_RDONLY,
                 c"size=0".as_ptr(),
-            ),
-            Ok(_) => sys::mount(null.as_ptr(), target.as_ptr(), NULL, libc::MS_BIND, NULL),
+            )
+            .map(|()| false),
+            // The host's /dev/null, not the container's: a rootfs can make its own /dev/null
+            // a symlink to anything (CVE-2025-31133). nosuid as runc's (from its /dev tmpfs).
+            Ok(_) => {
+                sys::mount(null.as_ptr(), target.as_ptr(), NULL, libc::MS_BIND, NULL).map(|()| true)
+            }
             Err(e) => Err(e),
         };
         sys::close(fd);
-        r.map_err(|e| sys::fail(Step::MaskedPath, i, e))?;
+        if r.map_err(|e| sys::fail(Step::MaskedPath, i, e))? {
+            // The fd names the file under the new mount: resolve again to reach the mount.
+            let fd = resolve(rootfd, dest, Create::No, Step::MaskedPath, i)?;
+            let r = remount(fd, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID);
+            sys::close(fd);
+            r.map_err(|e| sys::fail(Step::MaskedPath, i, e))?;
+        }
     }
     for (i, dest) in plan.readonly.iter().enumerate() {
         let fd = match resolve(rootfd, dest, Create::No, Step::ReadonlyPath, i) {
@@ -1173,8 +1188,11 @@ fn mask_with(plan: &Plan, rootfd: c_int, null_fd: c_int) -> CResult {
         );
         sys::close(fd);
         r.map_err(|e| sys::fail(Step::ReadonlyPath, i, e))?;
+        // Read-only on top of the flags the path had (a /proc mounted nosuid,nodev,noexec
+        // stays so under /proc/sys), as runc's readonlyPath does.
         let fd = resolve(rootfd, dest, Create::No, Step::ReadonlyPath, i)?;
-        let r = remount(fd, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY);
+        let r = mount_flags(fd)
+            .and_then(|now| remount(fd, now | libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY));
         sys::close(fd);
         r.map_err(|e| sys::fail(Step::ReadonlyPath, i, e))?;
     }
