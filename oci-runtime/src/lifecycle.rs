@@ -241,6 +241,9 @@ impl Runtime {
             }
         }
         default_cgroups_path(&mut spec, id);
+        if let Some(p) = spec.process_mut().as_mut() {
+            set_home(p, &bundle.rootfs);
+        }
         if spec
             .process()
             .as_ref()
@@ -628,7 +631,9 @@ impl Runtime {
         if let Some(cg) = &cg {
             o = o.cgroup(cg);
         }
-        let mut inner = Sandbox::exec(pid, process, o).map_err(sandbox_error)?;
+        let mut process = process.clone();
+        set_home(&mut process, Path::new(&format!("/proc/{pid}/root")));
+        let mut inner = Sandbox::exec(pid, &process, o).map_err(sandbox_error)?;
         let console = match inner.take_console() {
             Some(m) => match &opts.console_socket {
                 Some(sock) => {
@@ -644,6 +649,20 @@ impl Runtime {
         }
         Ok(Exec { inner, console })
     }
+}
+
+/// `HOME` for a process whose env has none, as runc sets it: the user's home directory in
+/// the container's `/etc/passwd` (read inside `rootfs`), else `/`.
+fn set_home(process: &mut Process, rootfs: &Path) {
+    let mut env = process.env().clone().unwrap_or_default();
+    if env.iter().any(|e| e.starts_with("HOME=")) {
+        return;
+    }
+    let uid = process.user().uid();
+    let home =
+        crate::resolve_user(rootfs, &uid.to_string()).map_or_else(|_| "/".into(), |u| u.home);
+    env.push(format!("HOME={home}"));
+    process.set_env(Some(env));
 }
 
 fn no_cgroup(id: &str) -> Error {
