@@ -46,14 +46,17 @@ struct GroupEntry {
 }
 
 /// Reads `rel` (relative to the rootfs, e.g. `etc/passwd`) with every path component resolved
-/// inside `rootfs`. A missing file is `Ok(None)`.
+/// inside `rootfs`. A missing file, or anything but a regular file, is `Ok(None)`: the path
+/// is opened `O_PATH` and checked before it is opened for reading, so a FIFO never blocks
+/// the caller and a device node of a hostile image (or of a running container) is never
+/// opened by the runtime.
 pub fn read_in_root(rootfs: &Path, rel: &str, limit: u64) -> Result<Option<Vec<u8>>> {
     let root = File::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
     let open = || {
         rustix::fs::openat2(
             &root,
             rel,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
         )
@@ -89,11 +92,18 @@ pub fn read_in_root(rootfs: &Path, rel: &str, limit: u64) -> Result<Option<Vec<u
         ) => return Ok(None),
         Err(e) => return Err(Error::io(rootfs.join(rel), e.into())),
     };
-    let mut f = File::from(fd);
-    let meta = f.metadata().map_err(|e| Error::io(rootfs.join(rel), e))?;
-    if !meta.is_file() {
+    let stat = rustix::fs::fstat(&fd).map_err(|e| Error::io(rootfs.join(rel), e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
         return Ok(None);
     }
+    // Reopened through the O_PATH fd: the same inode, whatever the path now names.
+    let mut f = rustix::fs::open(
+        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| Error::io(rootfs.join(rel), e.into()))?;
     let mut buf = Vec::new();
     (&mut f)
         .take(limit + 1)
@@ -320,5 +330,37 @@ mod tests {
         assert!(resolve_user(r2.path(), "root").is_err());
         // Numeric users still work without any database.
         assert_eq!(resolve_user(r2.path(), "0").unwrap().uid, 0);
+    }
+
+    #[test]
+    fn a_fifo_or_device_as_passwd_is_never_opened() {
+        use std::os::unix::fs::FileTypeExt;
+        // A FIFO would block an open for reading forever; a device node could be anything.
+        let r = tempfile::tempdir().unwrap();
+        std::fs::create_dir(r.path().join("etc")).unwrap();
+        let passwd = r.path().join("etc/passwd");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &passwd,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        assert!(std::fs::metadata(&passwd).unwrap().file_type().is_fifo());
+        let u = resolve_user(r.path(), "1000").unwrap();
+        assert_eq!((u.uid, u.home.as_str()), (1000, "/"));
+        assert!(resolve_user(r.path(), "nobody").is_err());
+        std::fs::remove_file(&passwd).unwrap();
+        // /dev/zero's numbers: read, it would never end.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &passwd,
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o644),
+            rustix::fs::makedev(1, 5),
+        )
+        .unwrap();
+        assert_eq!(resolve_user(r.path(), "0").unwrap().home, "/");
     }
 }
