@@ -241,9 +241,6 @@ impl Runtime {
             }
         }
         default_cgroups_path(&mut spec, id);
-        if let Some(p) = spec.process_mut().as_mut() {
-            set_home(p, &bundle.rootfs);
-        }
         if spec
             .process()
             .as_ref()
@@ -259,7 +256,7 @@ impl Runtime {
 
         let mut options = Options::new()
             .bundle(bundle.path.clone())
-            .preserve_fds(opts.listen_fds + opts.preserve_fds)
+            .preserve_fds(opts.listen_fds.saturating_add(opts.preserve_fds))
             .no_pivot(opts.no_pivot)
             .no_new_keyring(opts.no_new_keyring);
         if fifo_mode {
@@ -301,7 +298,14 @@ impl Runtime {
             )
             .map_err(|e| e.to_string())
         });
-        let container = Sandbox::create(&spec, &bundle.rootfs, options).map_err(sandbox_error)?;
+        // HOME is the process's, as runc sets it in its init: the recorded config (and so an
+        // exec's environment) stays the bundle's.
+        let mut run_spec = spec.clone();
+        if let Some(p) = run_spec.process_mut().as_mut() {
+            set_home(p, &bundle.rootfs);
+        }
+        let container =
+            Sandbox::create(&run_spec, &bundle.rootfs, options).map_err(sandbox_error)?;
         let pid = container.pid();
         let cgroup_path = container
             .cgroup()
@@ -655,9 +659,14 @@ impl Runtime {
 /// the container's `/etc/passwd` (read inside `rootfs`), else `/`.
 fn set_home(process: &mut Process, rootfs: &Path) {
     let mut env = process.env().clone().unwrap_or_default();
-    if env.iter().any(|e| e.starts_with("HOME=")) {
+    // An empty HOME counts as none (runc: `os.Getenv("HOME") == ""`).
+    if env
+        .iter()
+        .any(|e| e.starts_with("HOME=") && e.len() > "HOME=".len())
+    {
         return;
     }
+    env.retain(|e| !e.starts_with("HOME="));
     let uid = process.user().uid();
     let home =
         crate::resolve_user(rootfs, &uid.to_string()).map_or_else(|_| "/".into(), |u| u.home);
