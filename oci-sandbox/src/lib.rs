@@ -372,7 +372,6 @@ fn open_procs(files: &[PathBuf]) -> Result<spawn::CgroupJoin> {
                 && st.f_type as libc::c_long == CGROUP2_SUPER_MAGIC
             {
                 let dir = f.parent().unwrap_or(f);
-                // Not O_PATH: clone3 needs an fd it can get a file from.
                 let d = std::fs::OpenOptions::new()
                     .read(true)
                     .custom_flags(libc::O_DIRECTORY)
