@@ -1036,6 +1036,11 @@ fn mount_flags(fd: c_int) -> Result<c_ulong, i32> {
             flags |= ms;
         }
     }
+    // statvfs has no flag for strictatime: it is the absence of the other two (a remount
+    // without any atime flag would get relatime, refused where the atime flags are locked).
+    if st.f_flag & (libc::ST_NOATIME | libc::ST_RELATIME) == 0 {
+        flags |= libc::MS_STRICTATIME;
+    }
     Ok(flags)
 }
 
@@ -1165,9 +1170,19 @@ fn mask_with(plan: &Plan, rootfd: c_int, null_fd: c_int) -> CResult {
         };
         sys::close(fd);
         if r.map_err(|e| sys::fail(Step::MaskedPath, i, e))? {
-            // The fd names the file under the new mount: resolve again to reach the mount.
+            // The fd names the file under the new mount: resolve again to reach the mount,
+            // check it is /dev/null (a path swapped meanwhile could name another mount), and
+            // only add nosuid to the flags it has.
             let fd = resolve(rootfd, dest, Create::No, Step::MaskedPath, i)?;
-            let r = remount(fd, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID);
+            let r = sys::fstat(fd).and_then(|st| {
+                let null =
+                    st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3);
+                if !null {
+                    return Err(libc::EXDEV);
+                }
+                let now = mount_flags(fd)?;
+                remount(fd, now | libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID)
+            });
             sys::close(fd);
             r.map_err(|e| sys::fail(Step::MaskedPath, i, e))?;
         }

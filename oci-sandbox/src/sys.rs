@@ -270,6 +270,11 @@ pub(crate) fn fs_magic(fd: c_int) -> Result<i64, i32> {
 }
 
 pub(crate) fn fstat_mode(fd: c_int) -> Result<u32, i32> {
+    fstat(fd).map(|st| st.st_mode)
+}
+
+/// fstat(2) of an fd, `O_PATH` ones included.
+pub(crate) fn fstat(fd: c_int) -> Result<libc::stat, i32> {
     // SAFETY: stat is plain data; the kernel fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointer; AT_EMPTY_PATH stats the fd itself (works on O_PATH fds).
@@ -277,7 +282,7 @@ pub(crate) fn fstat_mode(fd: c_int) -> Result<u32, i32> {
     if r < 0 {
         return Err(errno());
     }
-    Ok(st.st_mode)
+    Ok(st)
 }
 
 /// close_range(2).
