@@ -29,14 +29,8 @@ const SYSCALLS: &[&str] = &[
     "135,0xffffffff", // personality query: allowed
 ];
 
-fn write_bundle(dir: &Path, id: &str, edit: &dyn Fn(&mut Value)) {
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "dev", "proc", "sys", "tmp", "etc"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
-    std::fs::copy(build_probe::probe_binary(), rootfs.join("bin/probe")).unwrap();
+/// The probe's command line: the syscalls, reads and writes it tries.
+fn probe_args() -> Vec<String> {
     let mut args = vec!["probe".to_string()];
     for s in SYSCALLS {
         args.extend(["--syscall".into(), s.to_string()]);
@@ -57,6 +51,20 @@ fn write_bundle(dir: &Path, id: &str, edit: &dyn Fn(&mut Value)) {
     ] {
         args.extend(["--write".into(), w.into()]);
     }
+    args
+}
+
+/// A bundle whose process runs `args`, on Docker's default config changed by `edit`.
+fn write_bundle(dir: &Path, id: &str, args: &[String], edit: &dyn Fn(&mut Value)) {
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "dev", "proc", "sys", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "sleep"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    std::fs::copy(build_probe::probe_binary(), rootfs.join("bin/probe")).unwrap();
     let mut spec = serde_json::to_value(oci_runtime::default_spec().unwrap()).unwrap();
     spec["process"]["args"] = json!(args);
     spec["process"]["env"] = json!(["PATH=/bin", "TERM=xterm"]);
@@ -67,28 +75,50 @@ fn write_bundle(dir: &Path, id: &str, edit: &dyn Fn(&mut Value)) {
     std::fs::write(dir.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
 }
 
-/// `RUNTIME --root ROOT run --bundle DIR ID`, and the probe's report from its stdout.
-fn run(runtime: &str, bundle: &Path, id: &str) -> Value {
-    let out = Command::new(runtime)
+/// `RUNTIME --root BUNDLE/state ARGS...`, checked to succeed; its stdout. Output goes to
+/// files, not pipes: a created container inherits the runtime's stdio and would hold a pipe
+/// open for its whole life.
+fn runtime(runtime: &str, bundle: &Path, args: &[&str]) -> String {
+    let (out, err) = (bundle.join("stdout"), bundle.join("stderr"));
+    let status = Command::new(runtime)
         .arg("--root")
         .arg(bundle.join("state"))
-        .args(["run", "--bundle"])
-        .arg(bundle)
-        .arg(id)
+        .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = std::fs::read_to_string(&out).unwrap();
     assert!(
-        out.status.success(),
-        "{runtime}: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        status.success(),
+        "{runtime} {args:?}: {stdout}\n{}",
+        std::fs::read_to_string(&err).unwrap()
     );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{runtime}: {e}: {stdout}"))
+    stdout
 }
 
+fn report(runtime: &str, stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{runtime}: {e}: {stdout}"))
+}
+
+/// Deletes a container (and its cgroup) even when the test fails.
+struct Delete<'a>(&'a str, &'a Path, &'a str);
+
+impl Drop for Delete<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(self.0)
+            .arg("--root")
+            .arg(self.1.join("state"))
+            .args(["delete", "--force", self.2])
+            .output();
+    }
+}
+
+const RUNTIMES: [(&str, &str); 2] = [(RUNC, "runc"), (env!("CARGO_BIN_EXE_ocirun"), "ocirun")];
+
 /// What two containers cannot share: namespace inodes, peer group numbers, the rootfs path,
-/// the pipes of stdio (runc interposes its own).
+/// the pipes of stdio (runc interposes its own), the pid of an exec'd process.
 fn normalise(mut r: Value, rootfs: &Path) -> Value {
     let ns = r["namespaces"].as_object_mut().unwrap();
     let host: Vec<(String, bool)> = ns
@@ -130,26 +160,70 @@ fn normalise(mut r: Value, rootfs: &Path) -> Value {
     r["mounts"] = json!(mounts);
     let fds: Vec<String> = r["fds"].as_object().unwrap().keys().cloned().collect();
     r["fds"] = json!(fds);
+    // An exec'd process's pid depends on how many helpers the runtime forked in the
+    // container's pid namespace; what matters is that it leads its own session and group.
+    let pid = r["pid"].clone();
+    for k in ["sid", "pgrp"] {
+        r[k] = json!(if r[k] == pid { "own" } else { "other" });
+    }
+    if pid != 1 {
+        r["pid"] = json!("not 1");
+    }
     r
 }
 
-/// Runs the probe under runc and ocirun with Docker's default config changed by `edit`, and
-/// returns the differences between the two reports.
+/// Runs the probe as the container process (`run`) under runc and ocirun with Docker's
+/// default config changed by `edit`, and returns the differences between the two reports.
 fn differences(name: &str, edit: &dyn Fn(&mut Value)) -> BTreeSet<String> {
-    let n = std::process::id();
     let dir = tempfile::Builder::new()
         .prefix("ocirun-parity-")
         .tempdir()
         .unwrap();
     let mut reports = Vec::new();
-    for (runtime, rt) in [(RUNC, "runc"), (env!("CARGO_BIN_EXE_ocirun"), "ocirun")] {
-        let b = dir.path().join(rt);
+    for (rt, short) in RUNTIMES {
+        let b = dir.path().join(short);
         std::fs::create_dir(&b).unwrap();
-        let id = format!("parity-{name}-{rt}-{n}");
-        write_bundle(&b, &id, edit);
-        reports.push(normalise(run(runtime, &b, &id), &b.join("rootfs")));
+        let id = format!("parity-{name}-{short}-{}", std::process::id());
+        write_bundle(&b, &id, &probe_args(), edit);
+        let _delete = Delete(rt, &b, &id);
+        let b_str = b.to_str().unwrap();
+        let out = runtime(rt, &b, &["run", "--bundle", b_str, &id]);
+        reports.push(normalise(report(rt, &out), &b.join("rootfs")));
     }
-    let (runc, ours) = (&reports[0], &reports[1]);
+    compare(&reports[0], &reports[1])
+}
+
+/// Runs the probe with `exec FLAGS... ID probe...` in a running `sleep` container under
+/// runc and ocirun, and returns the differences between the two reports.
+fn exec_differences(name: &str, flags: &[&str]) -> BTreeSet<String> {
+    let dir = tempfile::Builder::new()
+        .prefix("ocirun-parity-")
+        .tempdir()
+        .unwrap();
+    let mut reports = Vec::new();
+    for (rt, short) in RUNTIMES {
+        let b = dir.path().join(short);
+        std::fs::create_dir(&b).unwrap();
+        let id = format!("parity-{name}-{short}-{}", std::process::id());
+        let sleep = ["sleep".to_string(), "1000".to_string()];
+        write_bundle(&b, &id, &sleep, &|_| {});
+        let _delete = Delete(rt, &b, &id);
+        let b_str = b.to_str().unwrap();
+        runtime(rt, &b, &["create", "--bundle", b_str, &id]);
+        runtime(rt, &b, &["start", &id]);
+        let probe = probe_args();
+        let mut args = vec!["exec"];
+        args.extend(flags);
+        args.push(&id);
+        args.extend(probe.iter().map(String::as_str));
+        let out = runtime(rt, &b, &args);
+        reports.push(normalise(report(rt, &out), &b.join("rootfs")));
+    }
+    compare(&reports[0], &reports[1])
+}
+
+/// The fields of two normalised reports that differ, and the mounts only one of them has.
+fn compare(runc: &Value, ours: &Value) -> BTreeSet<String> {
     let mut differences = Vec::new();
     for (k, v) in runc.as_object().unwrap() {
         if k == "mounts" {
@@ -259,4 +333,25 @@ fn non_root_user_with_its_own_settings_in_a_user_namespace() {
         s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     });
     assert_only(&d, &deliberate(true));
+}
+
+#[test]
+fn exec_with_a_user_cwd_env_and_capabilities() {
+    let d = exec_differences(
+        "exec",
+        &[
+            "--user",
+            "1000:1000",
+            "--additional-gids",
+            "7",
+            "--cwd",
+            "/tmp",
+            "--env",
+            "EXEC=1",
+            "--cap",
+            "CAP_SYS_ADMIN",
+            "--no-new-privs",
+        ],
+    );
+    assert_only(&d, &deliberate(false));
 }
