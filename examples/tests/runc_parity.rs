@@ -172,9 +172,10 @@ fn normalise(mut r: Value, rootfs: &Path) -> Value {
     r
 }
 
-/// Runs the probe as the container process (`run`) under runc and ocirun with Docker's
-/// default config changed by `edit`, and returns the differences between the two reports.
-fn differences(name: &str, edit: &dyn Fn(&mut Value)) -> BTreeSet<String> {
+/// Runs `scenario(runtime, bundle dir, container id)` (which returns the probe's stdout) for
+/// runc and for ocirun, each in a bundle of its own, and returns the differences between
+/// the two reports. The containers are deleted even when the test fails.
+fn side_by_side(name: &str, scenario: &dyn Fn(&str, &Path, &str) -> String) -> BTreeSet<String> {
     let dir = tempfile::Builder::new()
         .prefix("ocirun-parity-")
         .tempdir()
@@ -184,42 +185,34 @@ fn differences(name: &str, edit: &dyn Fn(&mut Value)) -> BTreeSet<String> {
         let b = dir.path().join(short);
         std::fs::create_dir(&b).unwrap();
         let id = format!("parity-{name}-{short}-{}", std::process::id());
-        write_bundle(&b, &id, &probe_args(), edit);
         let _delete = Delete(rt, &b, &id);
-        let b_str = b.to_str().unwrap();
-        let out = runtime(rt, &b, &["run", "--bundle", b_str, &id]);
+        let out = scenario(rt, &b, &id);
         reports.push(normalise(report(rt, &out), &b.join("rootfs")));
     }
     compare(&reports[0], &reports[1])
 }
 
-/// Runs the probe with `exec FLAGS... ID probe...` in a running `sleep` container under
-/// runc and ocirun, and returns the differences between the two reports.
+/// The probe as the container process (`run`), on Docker's default config changed by `edit`.
+fn differences(name: &str, edit: &dyn Fn(&mut Value)) -> BTreeSet<String> {
+    side_by_side(name, &|rt, b, id| {
+        write_bundle(b, id, &probe_args(), edit);
+        runtime(rt, b, &["run", "--bundle", b.to_str().unwrap(), id])
+    })
+}
+
+/// The probe run with `exec FLAGS... ID probe...` in a running `sleep` container.
 fn exec_differences(name: &str, flags: &[&str]) -> BTreeSet<String> {
-    let dir = tempfile::Builder::new()
-        .prefix("ocirun-parity-")
-        .tempdir()
-        .unwrap();
-    let mut reports = Vec::new();
-    for (rt, short) in RUNTIMES {
-        let b = dir.path().join(short);
-        std::fs::create_dir(&b).unwrap();
-        let id = format!("parity-{name}-{short}-{}", std::process::id());
-        let sleep = ["sleep".to_string(), "1000".to_string()];
-        write_bundle(&b, &id, &sleep, &|_| {});
-        let _delete = Delete(rt, &b, &id);
-        let b_str = b.to_str().unwrap();
-        runtime(rt, &b, &["create", "--bundle", b_str, &id]);
-        runtime(rt, &b, &["start", &id]);
+    side_by_side(name, &|rt, b, id| {
+        write_bundle(b, id, &["sleep".into(), "1000".into()], &|_| {});
+        runtime(rt, b, &["create", "--bundle", b.to_str().unwrap(), id]);
+        runtime(rt, b, &["start", id]);
         let probe = probe_args();
         let mut args = vec!["exec"];
         args.extend(flags);
-        args.push(&id);
+        args.push(id);
         args.extend(probe.iter().map(String::as_str));
-        let out = runtime(rt, &b, &args);
-        reports.push(normalise(report(rt, &out), &b.join("rootfs")));
-    }
-    compare(&reports[0], &reports[1])
+        runtime(rt, b, &args)
+    })
 }
 
 /// The fields of two normalised reports that differ, and the mounts only one of them has.
