@@ -122,6 +122,16 @@ impl Bundle {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// A failed `exec`: runc-exec(8) exits with 255 when an error occurred, so that the
+    /// failure cannot pass for the command's own exit status.
+    fn exec_fails(&self, args: &[&str]) -> String {
+        let mut all = vec!["exec"];
+        all.extend(args);
+        let out = self.ocirun(&all);
+        assert_eq!(out.status.code(), Some(255), "ocirun {all:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     fn create(&self) {
         self.ok(&[
             "create",
@@ -214,6 +224,31 @@ fn unknown_container_errors_say_not_found() {
     assert!(b
         .fails(&["state", "../escape"])
         .contains("invalid container id"));
+}
+
+#[test]
+fn exec_errors_exit_with_255_as_runc_exec() {
+    let b = Bundle::new("execerr", &["sleep", "1000"]);
+    let err = b.exec_fails(&["nope", "true"]);
+    assert!(err.contains("does not exist"), "{err}");
+    b.create();
+    b.ok(&["start", &b.id]);
+    b.wait_status("running");
+    // A command that cannot start, in the foreground and detached (containerd's shim runs
+    // `exec --detach --process FILE`): 255, not a status the command could have had.
+    b.exec_fails(&[&b.id, "/nonexistent"]);
+    b.exec_fails(&["--detach", &b.id, "/nonexistent"]);
+    let process = b.path().join("process.json");
+    std::fs::write(&process, "{not json").unwrap();
+    b.exec_fails(&["--process", process.to_str().unwrap(), "--detach", &b.id]);
+    // The command's own status is still the command's, 255 included.
+    let out = b.ocirun(&["exec", &b.id, "sh", "-c", "exit 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = b.ocirun(&["exec", &b.id, "sh", "-c", "exit 255"]);
+    assert_eq!(out.status.code(), Some(255));
+    // Other commands still fail with 1.
+    assert!(b.fails(&["start", &b.id]).contains(&b.id));
+    b.ok(&["delete", "--force", &b.id]);
 }
 
 #[test]
@@ -368,7 +403,7 @@ fn exec_pause_resume_ps() {
 
     b.ok(&["pause", &b.id]);
     assert_eq!(b.status(), "paused");
-    b.fails(&["exec", &b.id, "true"]);
+    b.exec_fails(&[&b.id, "true"]);
     b.ok(&["resume", &b.id]);
     assert_eq!(b.status(), "running");
     b.ok(&["delete", "--force", &b.id]);

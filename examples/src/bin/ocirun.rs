@@ -3,7 +3,7 @@
 //!
 //! The semantics are `oci-runtime`'s; this file only maps runc's flags onto them and reports
 //! errors the way engines expect: on stderr, and in the `--log` file as runc's text or JSON
-//! lines, with exit status 1.
+//! lines, with exit status 1 (255 for `exec`, as runc-exec(8) documents).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -352,7 +352,12 @@ fn main() -> ExitCode {
             let msg = e.to_string();
             logger.log("error", &msg);
             eprintln!("ocirun: {msg}");
-            ExitCode::from(1)
+            // runc-exec(8): "Exits with a status of command (unless -d is used), or 255 if an
+            // error occurred", so that a failed exec cannot pass for the command's own status.
+            match cli.command {
+                Some(Command::Exec(_)) => ExitCode::from(255),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }
