@@ -145,10 +145,17 @@ fn normalise(mut r: Value, rootfs: &Path) -> Value {
                 .map(|o| o.split(':').next().unwrap())
                 .collect();
             format!(
-                "{} {} {} [{}] root={}",
+                "{} {} {} ({}) [{}] root={}",
                 m["target"].as_str().unwrap(),
                 m["type"].as_str().unwrap(),
                 m["options"].as_str().unwrap(),
+                // The superblock of the device a masked file is bound from: the runtimes'
+                // choice of /dev differs (see `deliberate`), and devtmpfs's size is the host's.
+                if m["root"] == "/null" {
+                    "-"
+                } else {
+                    m["super"].as_str().unwrap()
+                },
                 optional.join(" "),
                 m["root"]
                     .as_str()
@@ -279,22 +286,25 @@ fn masked_files() -> Vec<String> {
 ///
 /// `userns`: runc then binds its masks from the host's /dev/null too, and without nosuid.
 fn deliberate(userns: bool) -> BTreeSet<String> {
-    let runc_null = if userns {
-        "devtmpfs rw,relatime"
+    let (runc_null, ids) = if userns {
+        ("devtmpfs rw,relatime", ",uid=100000,gid=100000")
     } else {
-        "tmpfs rw,nosuid"
+        ("tmpfs rw,nosuid", "")
     };
+    let cgroup = "/sys/fs/cgroup tmpfs";
+    let flags = "nosuid,nodev,noexec,relatime";
     [
-        "mount only under runc: /sys/fs/cgroup tmpfs rw,nosuid,nodev,noexec,relatime [] root=/",
-        "mount only under ocirun: /sys/fs/cgroup tmpfs ro,nosuid,nodev,noexec,relatime [] root=/",
-        "mount only under ocirun: /sys/fs/cgroup/unified cgroup2 ro,nosuid,nodev,noexec,relatime [] root=/",
+        format!("mount only under runc: {cgroup} rw,{flags} (rw,mode=755{ids}) [] root=/"),
+        format!("mount only under ocirun: {cgroup} ro,{flags} (ro,mode=755{ids}) [] root=/"),
+        format!(
+            "mount only under ocirun: /sys/fs/cgroup/unified cgroup2 ro,{flags} (rw) [] root=/"
+        ),
     ]
     .into_iter()
-    .map(String::from)
     .chain(masked_files().into_iter().flat_map(|p| {
         [
-            format!("mount only under runc: {p} {runc_null} [] root=/null"),
-            format!("mount only under ocirun: {p} devtmpfs rw,nosuid,relatime [] root=/null"),
+            format!("mount only under runc: {p} {runc_null} (-) [] root=/null"),
+            format!("mount only under ocirun: {p} devtmpfs rw,nosuid,relatime (-) [] root=/null"),
         ]
     }))
     .collect()

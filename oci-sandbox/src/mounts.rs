@@ -1158,7 +1158,7 @@ fn mask_with(plan: &Plan, rootfd: c_int, null_fd: c_int) -> CResult {
                 target.as_ptr(),
                 c"tmpfs".as_ptr(),
                 libc::MS_RDONLY,
-                c"size=0".as_ptr(),
+                NULL,
             )
             .map(|()| false),
             // The host's /dev/null, not the container's: a rootfs can make its own /dev/null
