@@ -648,10 +648,30 @@ fn socket_activation_fds_and_preserved_fds_reach_the_container() {
     );
     std::fs::write(b.path().join("listen"), "listening\n").unwrap();
     std::fs::write(b.path().join("preserved"), "preserved\n").unwrap();
+    std::fs::write(b.path().join("other"), "").unwrap();
+    // A createRuntime hook (run by ocirun on the host) lists the fds it inherited.
+    let hook_fds = b.path().join("hook-fds");
+    let mut spec = b.spec();
+    let hook = HookBuilder::default()
+        .path("/bin/sh")
+        .args(vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("ls -l /proc/self/fd/ > {}", hook_fds.display()),
+        ])
+        .build()
+        .unwrap();
+    spec.set_hooks(Some(
+        HooksBuilder::default()
+            .create_runtime(vec![hook])
+            .build()
+            .unwrap(),
+    ));
+    b.write(&spec);
     // `exec` keeps the shell's pid, which LISTEN_PID names; fd 5 is open but not passed.
     let script = format!(
         "LISTEN_PID=$$ LISTEN_FDS=1 exec {} --root {} run --preserve-fds 1 --bundle {} {} \
-         3<listen 4<preserved 5<listen",
+         3<listen 4<preserved 5<other",
         env!("CARGO_BIN_EXE_ocirun"),
         b.root.display(),
         b.path().display(),
@@ -678,4 +698,12 @@ fn socket_activation_fds_and_preserved_fds_reach_the_container() {
         .flat_map(|l| l.split_whitespace())
         .collect();
     assert_eq!(fds, ["0", "1", "2", "3", "4", "5"], "{stdout}");
+    // The passed fds are not the hook's; the caller's fd 5, neither passed nor close-on-exec,
+    // is inherited as by any child (as with runc), which shows the listing works.
+    let hook = std::fs::read_to_string(&hook_fds).unwrap();
+    assert!(hook.contains("/other"), "{hook}");
+    assert!(
+        !hook.contains("/listen") && !hook.contains("/preserved"),
+        "{hook}"
+    );
 }

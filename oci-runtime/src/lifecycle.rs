@@ -254,9 +254,11 @@ impl Runtime {
             });
         }
 
+        let passed = opts.listen_fds.saturating_add(opts.preserve_fds);
+        close_on_exec(passed);
         let mut options = Options::new()
             .bundle(bundle.path.clone())
-            .preserve_fds(opts.listen_fds.saturating_add(opts.preserve_fds))
+            .preserve_fds(passed)
             .no_pivot(opts.no_pivot)
             .no_new_keyring(opts.no_new_keyring);
         if fifo_mode {
@@ -628,6 +630,7 @@ impl Runtime {
             .linux()
             .as_ref()
             .and_then(|l| l.personality().clone());
+        close_on_exec(opts.preserve_fds);
         let mut o = oci_sandbox::ExecOptions::new()
             .preserve_fds(opts.preserve_fds)
             .seccomp(seccomp.as_ref())
@@ -652,6 +655,17 @@ impl Runtime {
             write_pid_file(p, inner.pid())?;
         }
         Ok(Exec { inner, console })
+    }
+}
+
+/// Marks fds 3 .. 3+n close-on-exec in this process: they go to the container (whose process
+/// clears the flag), never to the hooks or other programs this process runs. runc does the
+/// same for socket-activation fds.
+fn close_on_exec(n: u32) {
+    for fd in 3..3u32.saturating_add(n) {
+        // SAFETY: F_SETFD on a number the caller declared as an open fd to pass; on a closed
+        // one it fails with EBADF, which the container's set-up then reports.
+        unsafe { libc::fcntl(fd as i32, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
 }
 

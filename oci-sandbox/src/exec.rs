@@ -230,6 +230,7 @@ impl Sandbox {
             });
         }
         let mut process = process::plan(process, seccomp)?;
+        process.preserve_fds = options.preserve_fds;
         process.personality = options
             .personality
             .as_ref()

@@ -93,7 +93,9 @@ impl Options {
     }
 
     /// Passes fds 3 .. 3+n to the container (runc's `--preserve-fds`, for LISTEN_FDS); every
-    /// other fd above 2 is closed before the user's program runs.
+    /// other fd above 2 is closed before the user's program runs. They may be close-on-exec
+    /// in the caller (so its other children do not get them): the flag is cleared in the
+    /// container's process.
     pub fn preserve_fds(mut self, n: u32) -> Options {
         self.preserve_fds = n;
         self
@@ -469,6 +471,7 @@ impl Sandbox {
             seccomp::prepare(linux.seccomp().as_ref(), 3 + options.preserve_fds as i32)?;
         let mut process = process::plan(process, seccomp)?;
         process.new_keyring = !options.no_new_keyring;
+        process.preserve_fds = options.preserve_fds;
         process.personality = linux
             .personality()
             .as_ref()

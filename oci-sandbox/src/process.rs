@@ -42,6 +42,10 @@ pub(crate) struct Plan {
     /// Join a new anonymous session keyring before exec (runc's default; `--no-new-keyring`
     /// turns it off), so the container cannot reach the runtime caller's keys.
     pub new_keyring: bool,
+    /// fds 3 .. 3+N are passed to the user's program: their close-on-exec flag is cleared
+    /// in the child, so that the caller may keep them close-on-exec (out of its own hooks
+    /// and other children) and still pass them.
+    pub preserve_fds: u32,
     /// The LSM label for the next execve: `/proc/self/attr/...` paths to try in order, and the
     /// bytes to write (config.md "process": apparmorProfile, selinuxLabel).
     pub lsm_exec: Option<crate::lsm::ExecLabel>,
@@ -270,6 +274,7 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
         terminal,
         console_size,
         new_keyring: true,
+        preserve_fds: 0,
         lsm_exec: crate::lsm::exec_label(p)?,
         personality: None,
         scheduler,
@@ -352,6 +357,14 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
     // and the exec fifo *before* chdir, so that a cwd like /proc/self/fd/N cannot reach a host
     // directory (the fifo's fd is no directory: chdir through it fails).
     sys::close_others(keep)?;
+    for fd in 3..3 + p.preserve_fds as c_int {
+        // SAFETY: fcntl(2) on an fd the caller passes; F_SETFD 0 clears FD_CLOEXEC.
+        sys::check(
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } as i64,
+            Step::CloseFds,
+            1,
+        )?;
+    }
     // SAFETY: plain syscalls with buffers we own.
     unsafe {
         sys::check(libc::chdir(p.cwd.as_ptr()) as i64, Step::Chdir, 0)?;
