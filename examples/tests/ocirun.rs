@@ -400,6 +400,32 @@ fn exec_pause_resume_ps() {
     assert_eq!(out.status.code(), Some(3));
     let pids: Vec<i32> = serde_json::from_str(&b.ok(&["ps", "--format", "json", &b.id])).unwrap();
     assert!(!pids.is_empty());
+    // exec --preserve-fds 1: fd 3 of the caller reaches the process, fd 4 does not.
+    std::fs::write(b.path().join("passed"), "passed\n").unwrap();
+    let script = format!(
+        "exec {} --root {} exec --preserve-fds 1 {} sh -c 'cat <&3; ls /proc/self/fd/' \
+         3<passed 4<passed",
+        env!("CARGO_BIN_EXE_ocirun"),
+        b.root.display(),
+        b.id
+    );
+    let out = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .current_dir(b.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.split_whitespace().collect();
+    assert_eq!(
+        lines,
+        ["passed", "0", "1", "2", "3", "4"],
+        "ls's own fd is 4"
+    );
 
     b.ok(&["pause", &b.id]);
     assert_eq!(b.status(), "paused");
