@@ -46,6 +46,7 @@ mod sys;
 
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecOptions};
+pub use mounts::mount_options;
 pub use oci_spec::runtime::Spec;
 
 use cgroups::Cgroup;

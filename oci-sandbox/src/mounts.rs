@@ -414,6 +414,41 @@ struct Flag {
 // config.md "Linux mount options": the mount(8) option names and their MS_* flags.
 const FLAGS: &[Flag] = &[
     Flag {
+        name: "acl",
+        clear: false,
+        flag: libc::MS_POSIXACL,
+    },
+    Flag {
+        name: "noacl",
+        clear: true,
+        flag: libc::MS_POSIXACL,
+    },
+    Flag {
+        name: "iversion",
+        clear: false,
+        flag: libc::MS_I_VERSION,
+    },
+    Flag {
+        name: "noiversion",
+        clear: true,
+        flag: libc::MS_I_VERSION,
+    },
+    Flag {
+        name: "silent",
+        clear: false,
+        flag: libc::MS_SILENT,
+    },
+    Flag {
+        name: "loud",
+        clear: true,
+        flag: libc::MS_SILENT,
+    },
+    Flag {
+        name: "symfollow",
+        clear: true,
+        flag: libc::MS_NOSYMFOLLOW,
+    },
+    Flag {
         name: "async",
         clear: true,
         flag: libc::MS_SYNCHRONOUS,
@@ -1293,6 +1328,30 @@ impl Plan {
     pub(crate) fn shared_root(&self) -> bool {
         self.shared_root.is_some()
     }
+}
+
+/// The `mounts[].options` this crate recognizes (runtime-spec features.md `mountOptions`):
+/// the flags, the propagation types, `bind`, `rbind` and `tmpcopyup`. Anything else is passed
+/// to the filesystem as data; the recursive attributes (`rro`...), `idmap` and `remount` are
+/// refused.
+pub fn mount_options() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = FLAGS.iter().map(|f| f.name).collect();
+    v.extend([
+        "bind",
+        "rbind",
+        "tmpcopyup",
+        "private",
+        "rprivate",
+        "shared",
+        "rshared",
+        "slave",
+        "rslave",
+        "unbindable",
+        "runbindable",
+    ]);
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// The mount point of the mount that holds `path` (the longest mount point of

@@ -112,6 +112,47 @@ const FLAG_NEW_LISTENER: u32 = 1 << 3;
 const FLAG_TSYNC_ESRCH: u32 = 1 << 4;
 const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
 
+/// The `linux.seccomp.flags` this compiler recognizes (runtime-spec features-linux.md
+/// `knownFlags`), with their `seccomp(2)` values.
+pub const KNOWN_FLAGS: &[(&str, u32)] = &[
+    ("SECCOMP_FILTER_FLAG_TSYNC", FLAG_TSYNC),
+    ("SECCOMP_FILTER_FLAG_LOG", FLAG_LOG),
+    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", FLAG_SPEC_ALLOW),
+    (
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        FLAG_WAIT_KILLABLE_RECV,
+    ),
+];
+
+/// The [`KNOWN_FLAGS`] this kernel supports (features-linux.md `supportedFlags`): each is
+/// probed with `seccomp(SECCOMP_SET_MODE_FILTER, flag, NULL)`, which fails with EFAULT (the
+/// missing program) for a flag the kernel knows and EINVAL for one it does not, as runc
+/// probes. Nothing is installed.
+pub fn supported_flags() -> Vec<&'static str> {
+    KNOWN_FLAGS
+        .iter()
+        .filter(|(_, flag)| {
+            // WAIT_KILLABLE_RECV is only valid together with NEW_LISTENER.
+            let flag = if *flag == FLAG_WAIT_KILLABLE_RECV {
+                flag | FLAG_NEW_LISTENER
+            } else {
+                *flag
+            };
+            // SAFETY: a NULL program: the kernel reads no memory and installs nothing.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    flag as libc::c_ulong,
+                    std::ptr::null::<u8>(),
+                )
+            };
+            r < 0 && sys::errno() == libc::EFAULT
+        })
+        .map(|(name, _)| *name)
+        .collect()
+}
+
 // BPF opcodes (linux/bpf_common.h).
 const LD_W_ABS: u16 = 0x20;
 const ALU_AND_K: u16 = 0x54;
@@ -1177,6 +1218,13 @@ pub(crate) fn install(c: &Compiled) -> CResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_kernel_supports_every_known_flag() {
+        // Kernel 6.x: all four (WAIT_KILLABLE_RECV is 5.19).
+        let names: Vec<&str> = KNOWN_FLAGS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(supported_flags(), names);
+    }
 
     fn profile(json: &str) -> LinuxSeccomp {
         serde_json::from_str(json).unwrap()

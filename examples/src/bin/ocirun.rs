@@ -809,13 +809,8 @@ fn features() -> serde_json::Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": oci_runtime::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion", "lazytime",
-            "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion", "nolazytime", "nomand",
-            "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate",
-            "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "sync",
-            "unbindable"
-        ],
+        // From the implementation, so that it cannot drift: what oci-sandbox recognizes.
+        "mountOptions": oci_sandbox::mount_options(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
@@ -823,13 +818,24 @@ fn features() -> serde_json::Value {
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+                            "SCMP_ACT_TRAP"],
                 "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                               "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
-                "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+                // Recognized: the native architecture (and on x86_64, x86 and x32) is filtered,
+                // the others are accepted and never reported by this kernel.
+                "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_MIPS",
+                          "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+                          "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_PPC",
+                          "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390",
+                          "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+                "knownFlags": oci_sandbox::seccomp::KNOWN_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                "supportedFlags": oci_sandbox::seccomp::supported_flags()
             },
-            "apparmor": {"enabled": Path::new("/sys/kernel/security/apparmor").exists()},
-            "selinux": {"enabled": Path::new("/sys/fs/selinux/enforce").exists()},
+            // features-linux.md: whether the runtime supports them, whatever the host runs
+            // (a label asked for on a host without the LSM is refused at create).
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
             "intelRdt": {"enabled": false}
         },
         "annotations": {
