@@ -40,6 +40,8 @@ fn probe_args() -> Vec<String> {
         "/proc/timer_list",
         "/proc/sched_debug",
         "/sys/firmware",
+        "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+        "/data/file",
     ] {
         args.extend(["--read".into(), r.into()]);
     }
@@ -48,6 +50,8 @@ fn probe_args() -> Vec<String> {
         "/proc/sysrq-trigger",
         "/newfile",
         "/sys/kernel/x",
+        "/tmp/newfile",
+        "/data/newfile",
     ] {
         args.extend(["--write".into(), w.into()]);
     }
@@ -336,6 +340,34 @@ fn non_root_user_with_its_own_settings_in_a_user_namespace() {
         s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     });
     assert_only(&d, &deliberate(true));
+}
+
+#[test]
+fn mounts_sysctls_and_a_read_only_root() {
+    let data = tempfile::Builder::new()
+        .prefix("ocirun-parity-data-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(data.path().join("file"), "data").unwrap();
+    let src = data.path().to_str().unwrap().to_string();
+    let d = differences("mounts", &|s| {
+        s["root"]["readonly"] = json!(true);
+        s["domainname"] = json!("parity.example");
+        s["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "0"});
+        let mounts = s["mounts"].as_array_mut().unwrap();
+        mounts.push(
+            json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=1733"]}),
+        );
+        mounts.push(
+            json!({"destination": "/data", "type": "bind", "source": src,
+            "options": ["rbind", "ro", "nosuid", "rprivate"]}),
+        );
+    });
+    // Debian's runc 1.1.5 predates `domainname` (runtime-spec 1.1, runc 1.2) and ignores it.
+    let mut expected = deliberate(false);
+    expected.insert(r#"domainname: runc "(none)" ocirun "parity.example""#.into());
+    assert_only(&d, &expected);
 }
 
 #[test]
