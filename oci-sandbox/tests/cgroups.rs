@@ -429,3 +429,52 @@ fn v2_stats_update_and_oom_count_against_a_fixture() {
     assert_eq!(read("pids.max"), "9");
     assert_eq!(read("cpu.weight"), "100\n", "untouched");
 }
+
+/// A process the container put in a sub-cgroup of its own (as systemd or an engine inside it
+/// does) is killed with the container, and the sub-cgroups are removed with its cgroup.
+#[test]
+fn delete_kills_and_removes_sub_cgroups() {
+    let f = Fixture::new("subcg");
+    // No pid namespace: the init's death alone would not take the child with it.
+    let mut v = f.spec_json("sleep 1000 & echo > /out/started; wait");
+    v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]);
+    v["linux"]["cgroupsPath"] = json!(common::unique("subcg"));
+    let mut c = f.create(&v, Options::new()).unwrap();
+    c.start().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let child = loop {
+        let others: Vec<i32> = c
+            .cgroup()
+            .unwrap()
+            .procs()
+            .unwrap()
+            .into_iter()
+            .filter(|p| *p != c.pid())
+            .collect();
+        if let [p] = others[..] {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "no child: {others:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let Some(Cgroup::V1(cg)) = c.cgroup() else {
+        panic!("v1 expected on this host")
+    };
+    let mut subs = Vec::new();
+    for ctrl in ["memory", "pids", "freezer"] {
+        let sub = cg.dir(ctrl).unwrap().join("sub/deeper");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("cgroup.procs"), child.to_string()).unwrap();
+        subs.push(sub);
+    }
+    c.delete().unwrap();
+    for sub in &subs {
+        assert!(!sub.parent().unwrap().parent().unwrap().exists(), "{sub:?}");
+    }
+    // Killed (a zombie at most: this host's pid 1 does not reap).
+    let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z"),
+        "{stat}"
+    );
+}

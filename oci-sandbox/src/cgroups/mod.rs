@@ -206,6 +206,13 @@ pub(crate) fn mkdir_recorded(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(
 /// just died can still be busy for a moment: retried a bounded number of times.
 pub(crate) fn remove_recorded(created: &mut Vec<PathBuf>) -> Result<()> {
     while let Some(dir) = created.pop() {
+        // Sub-cgroups the container made (systemd or an engine inside it, runc exec
+        // --cgroup) go first, deepest first, as runc's RemovePath does: rmdir of a cgroup
+        // with children is EBUSY.
+        if let Err(e) = remove_children(&dir) {
+            created.push(dir);
+            return Err(e);
+        }
         let mut tries = 0;
         loop {
             match std::fs::remove_dir(&dir) {
@@ -223,6 +230,48 @@ pub(crate) fn remove_recorded(created: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes every cgroup below `dir` (not `dir` itself), deepest first.
+fn remove_children(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Cgroup {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let mut sub = vec![entry.path()];
+            remove_recorded(&mut sub)?;
+        }
+    }
+    Ok(())
+}
+
+/// The pids of `dir`'s cgroup and of every cgroup below it.
+pub(crate) fn procs_tree(dir: &Path) -> Result<Vec<i32>> {
+    let mut pids = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(text) => parse_procs(&text),
+        // Removed meanwhile: nothing left in it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Cgroup {
+                path: dir.join("cgroup.procs"),
+                source,
+            })
+        }
+    };
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            pids.extend(procs_tree(&entry.path())?);
+        }
+    }
+    Ok(pids)
 }
 
 pub(crate) fn parse_procs(text: &str) -> Vec<i32> {
@@ -337,6 +386,48 @@ impl Cgroup {
             Cgroup::V1(c) => c.procs_files(),
             Cgroup::V2(c) => vec![c.dir().join("cgroup.procs")],
         }
+    }
+
+    /// The `cgroup.procs` files of an existing sub-cgroup (runc exec `--cgroup`): `sub` is
+    /// a list of (controllers, relative path); on v1 each hierarchy takes the entry naming one
+    /// of its controllers, else the entry naming none, else stays at this cgroup; v2 takes
+    /// one entry naming no controller. Paths must be relative without `..`, and exist.
+    pub fn sub_procs_files(&self, sub: &[(Vec<String>, PathBuf)]) -> Result<Vec<PathBuf>> {
+        for (_, p) in sub {
+            let plain = p
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain || p.as_os_str().is_empty() {
+                return Err(Error::invalid(
+                    "exec --cgroup",
+                    format!("{} is not a relative path inside the cgroup", p.display()),
+                ));
+            }
+        }
+        let files = match self {
+            Cgroup::V1(c) => c.sub_procs_files(sub),
+            Cgroup::V2(c) => match sub {
+                [(ctrls, p)] if ctrls.is_empty() => vec![c.dir().join(p).join("cgroup.procs")],
+                _ => {
+                    return Err(Error::invalid(
+                        "exec --cgroup",
+                        "cgroup v2 takes a single path without controllers",
+                    ))
+                }
+            },
+        };
+        for f in &files {
+            if !f.exists() {
+                return Err(Error::Cgroup {
+                    path: f.parent().unwrap_or(f).to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such sub-cgroup (it must exist)",
+                    ),
+                });
+            }
+        }
+        Ok(files)
     }
 
     /// The pids in the cgroup.

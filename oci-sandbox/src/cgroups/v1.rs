@@ -410,6 +410,28 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The `cgroup.procs` files of a sub-cgroup: each hierarchy's directory joined with the
+    /// `sub` entry naming one of its controllers, else the one naming none, else itself.
+    pub(crate) fn sub_procs_files(&self, sub: &[(Vec<String>, PathBuf)]) -> Vec<PathBuf> {
+        let pick = |ctrls: &[String]| {
+            sub.iter()
+                .find(|(c, _)| c.iter().any(|x| ctrls.contains(x)))
+                .or_else(|| sub.iter().find(|(c, _)| c.is_empty()))
+                .map(|(_, p)| p.as_path())
+        };
+        let mut v: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .map(|(c, d)| pick(c).map_or_else(|| d.clone(), |p| d.join(p)))
+            .map(|d| d.join("cgroup.procs"))
+            .collect();
+        if let Some(u) = &self.unified {
+            let d = pick(&[]).map_or_else(|| u.dir().to_path_buf(), |p| u.dir().join(p));
+            v.push(d.join("cgroup.procs"));
+        }
+        v
+    }
+
     pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self
             .dirs
@@ -457,15 +479,26 @@ impl Cgroup {
 
     /// Freezes, SIGKILLs every task, thaws (a frozen task dies once thawed), until empty.
     pub fn kill_all(&self) -> Result<()> {
+        // Sub-cgroups included: the v1 freezer freezes them with their parent, and their
+        // processes are the container's too.
+        let all = || -> Result<Vec<i32>> {
+            let mut pids = Vec::new();
+            for (_, d) in &self.dirs {
+                pids.extend(super::procs_tree(d)?);
+            }
+            pids.sort_unstable();
+            pids.dedup();
+            Ok(pids)
+        };
         let frozen = self.dir("freezer").is_some() && self.freeze().is_ok();
         if frozen {
-            for p in self.procs()? {
+            for p in all()? {
                 // SAFETY: plain kill(2).
                 unsafe { libc::kill(p, libc::SIGKILL) };
             }
             self.thaw()?;
         }
-        super::kill_loop(|| self.procs())
+        super::kill_loop(all)
     }
 
     /// Removes the directories this cgroup created.

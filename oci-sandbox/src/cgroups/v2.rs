@@ -291,10 +291,11 @@ impl Cgroup {
 
     /// cgroup.kill where the kernel has it (5.14+), else a kill loop.
     pub fn kill_all(&self) -> Result<()> {
+        // cgroup.kill (5.14) takes the sub-cgroups too; the loop checks them all.
         if self.dir.join("cgroup.kill").exists() {
             write(&self.dir, "cgroup.kill", "1")?;
         }
-        super::kill_loop(|| self.procs())
+        super::kill_loop(|| super::procs_tree(&self.dir))
     }
 
     /// Removes the directories this cgroup created.
