@@ -733,3 +733,46 @@ fn socket_activation_fds_and_preserved_fds_reach_the_container() {
         "{hook}"
     );
 }
+
+/// `exec --cgroup` (runc's): into an existing sub-cgroup, for one controller or all; a missing
+/// or escaping one is an error; delete removes the sub-cgroup with the container's.
+#[test]
+fn exec_into_a_sub_cgroup() {
+    let b = Bundle::new("execcg", &["sleep", "1000"]);
+    b.create();
+    b.ok(&["start", &b.id]);
+    let memory = Path::new("/sys/fs/cgroup/memory/ocirun-tests").join(&b.id);
+    assert!(memory.is_dir(), "{memory:?}");
+    std::fs::create_dir(memory.join("sub")).unwrap();
+    let out = b.ok(&[
+        "exec",
+        "--cgroup",
+        "memory:sub",
+        &b.id,
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    let line = |ctrl: &str| {
+        out.lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == ctrl))
+            })
+            .unwrap_or_else(|| panic!("{ctrl} in {out}"))
+            .to_string()
+    };
+    assert!(line("memory").ends_with("/sub"), "{out}");
+    assert!(!line("pids").ends_with("/sub"), "{out}");
+    let out = b.ocirun(&["exec", "--cgroup", "nosuch", &b.id, "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such sub-cgroup"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = b.ocirun(&["exec", "--cgroup", "memory:../x", &b.id, "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    b.ok(&["delete", "--force", &b.id]);
+    assert!(!memory.exists(), "sub-cgroup removed with the container's");
+}

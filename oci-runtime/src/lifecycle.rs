@@ -65,6 +65,9 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
+    /// `--cgroup`: run the process in existing sub-cgroups of the container's cgroup, each
+    /// value `PATH` (every controller) or `CONTROLLER[,CONTROLLER]:PATH`, as runc's.
+    pub cgroup: Vec<String>,
 }
 
 /// The number of socket-activation fds systemd passed to this process (sd_listen_fds(3)):
@@ -636,7 +639,27 @@ impl Runtime {
             .seccomp(seccomp.as_ref())
             .personality(personality.as_ref());
         if let Some(cg) = &cg {
-            o = o.cgroup(cg);
+            o = if opts.cgroup.is_empty() {
+                o.cgroup(cg)
+            } else {
+                let sub: Vec<(Vec<String>, PathBuf)> = opts
+                    .cgroup
+                    .iter()
+                    .map(|v| match v.split_once(':') {
+                        Some((c, p)) => (
+                            c.split(',')
+                                .filter(|c| !c.is_empty())
+                                .map(String::from)
+                                .collect(),
+                            PathBuf::from(p),
+                        ),
+                        None => (Vec::new(), PathBuf::from(v)),
+                    })
+                    .collect();
+                o.sub_cgroup(cg, &sub).map_err(sandbox_error)?
+            };
+        } else if !opts.cgroup.is_empty() {
+            return Err(no_cgroup(id));
         }
         let mut process = process.clone();
         set_home(&mut process, Path::new(&format!("/proc/{pid}/root")));

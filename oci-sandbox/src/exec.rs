@@ -46,6 +46,17 @@ impl ExecOptions {
         self
     }
 
+    /// Joins an existing sub-cgroup of the container's cgroup instead (runc exec `--cgroup`):
+    /// see [`Cgroup::sub_procs_files`].
+    pub fn sub_cgroup(
+        mut self,
+        cgroup: &Cgroup,
+        sub: &[(Vec<String>, PathBuf)],
+    ) -> Result<ExecOptions> {
+        self.cgroup_procs = cgroup.sub_procs_files(sub)?;
+        Ok(self)
+    }
+
     /// The container's `linux.seccomp`, installed in the process as in the container's init.
     pub fn seccomp(mut self, seccomp: Option<&LinuxSeccomp>) -> ExecOptions {
         self.seccomp = seccomp.cloned();

@@ -236,9 +236,10 @@ struct ExecArgs {
     /// AppArmor profile (refused when AppArmor is not available).
     #[arg(long)]
     apparmor: Option<String>,
-    /// Accepted for compatibility.
-    #[arg(long, hide = true)]
-    cgroup: Option<String>,
+    /// Run in an existing sub-cgroup of the container's: PATH, or CONTROLLER[,...]:PATH
+    /// (repeatable).
+    #[arg(long)]
+    cgroup: Vec<String>,
     /// Allow exec in a paused container (accepted; refused anyway).
     #[arg(long = "ignore-paused", hide = true)]
     ignore_paused: bool,
@@ -620,6 +621,7 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> AnyResult<ExitCode> {
         console_socket: a.console_socket.clone(),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
+        cgroup: a.cgroup.clone(),
     };
     let mut e = rt.exec(&a.id, &process, &opts)?;
     if a.detach {
