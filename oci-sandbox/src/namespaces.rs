@@ -147,9 +147,13 @@ pub(crate) fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Child: join, then create. Time namespace offsets must be written before any process is
-/// created in the new time namespace (time_namespaces(7)).
-pub(crate) fn enter(plan: &Plan) -> CResult {
+/// Child: join, then create. A new user namespace is created alone first and
+/// `in_user_ns` runs in it (the parent writes the id maps, the process becomes its root), so
+/// that the other namespaces are created by its root: objects they make at creation, such as
+/// the IPC namespace's mqueue filesystem root, belong to the container's root rather than to
+/// an unmapped host id. Time namespace offsets must be written before any process is created
+/// in the new time namespace (time_namespaces(7)).
+pub(crate) fn enter(plan: &Plan, in_user_ns: impl FnOnce() -> CResult) -> CResult {
     for (i, (nstype, fd)) in plan.joins.iter().enumerate() {
         // SAFETY: plain syscall on an fd we own.
         sys::check(
@@ -158,12 +162,19 @@ pub(crate) fn enter(plan: &Plan) -> CResult {
             i,
         )?;
     }
+    let mut rest = plan.unshare;
+    if plan.new_user() {
+        // SAFETY: plain syscall.
+        sys::check(
+            unsafe { libc::unshare(libc::CLONE_NEWUSER) } as i64,
+            Step::Unshare,
+            0,
+        )?;
+        in_user_ns()?;
+        rest &= !libc::CLONE_NEWUSER;
+    }
     // SAFETY: plain syscall.
-    sys::check(
-        unsafe { libc::unshare(plan.unshare) } as i64,
-        Step::Unshare,
-        0,
-    )?;
+    sys::check(unsafe { libc::unshare(rest) } as i64, Step::Unshare, 1)?;
     if let Some(text) = &plan.time_offsets {
         let fd = sys::openat2(
             libc::AT_FDCWD,

@@ -248,13 +248,13 @@ pub(crate) fn stage1(p: &ChildPlan, in_cgroup: bool) -> ! {
 fn stage1_inner(p: &ChildPlan, in_cgroup: bool) -> CResult {
     sys::close_others(&p.keep_fds)?;
     join_cgroups(&p.cgroups.procs, p.cgroups.into.filter(|_| in_cgroup))?;
-    namespaces::enter(&p.ns)?;
-    if p.ns.new_user() {
+    namespaces::enter(&p.ns, || {
         sync::send(p.sock, Msg::NeedIdMap).map_err(|e| sys::fail(Step::Sync, 0, e))?;
         sync::expect(p.sock, Msg::Continue, Step::IdMapWait)?;
         sys::check(sys::setresgid(0), Step::SetIdsRoot, 0)?;
         sys::check(sys::setresuid(0), Step::SetIdsRoot, 0)?;
-    }
+        Ok(())
+    })?;
     if fork_sibling(p.sock, p.legacy_clone)? {
         init(p);
     }
