@@ -134,7 +134,11 @@ fn a_non_root_process_sees_exactly_its_config() {
             "--write", "/data/newfile",
             "--write", "/out/ro/newfile",
             "--write", "/out/written",
-            "--exec", "/bin/busybox"],
+            "--exec", "/bin/busybox",
+            "--stat", "/dev/null", "--stat", "/dev/zero", "--stat", "/dev/full",
+            "--stat", "/dev/random", "--stat", "/dev/urandom", "--stat", "/dev/tty",
+            "--stat", "/dev/ptmx", "--stat", "/dev/fd", "--stat", "/dev/stdin",
+            "--stat", "/dev/stdout", "--stat", "/dev/stderr", "--stat", "/dev/custom"],
         "env": ["PATH=/bin", "PROBE=1", "WITH SPACE=a b"],
         "cwd": "/home/probe",
         "user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 2000], "umask": 23},
@@ -185,6 +189,8 @@ fn a_non_root_process_sees_exactly_its_config() {
         "/sys/firmware"
     ]);
     v["linux"]["readonlyPaths"] = json!(["/proc/sys", "/proc/sysrq-trigger", "/out/ro"]);
+    v["linux"]["devices"] = json!([{"path": "/dev/custom", "type": "c", "major": 10, "minor": 229,
+        "fileMode": 0o640, "uid": 1000, "gid": 2000}]);
     v["linux"]["seccomp"] = json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64"],
@@ -319,6 +325,37 @@ fn a_non_root_process_sees_exactly_its_config() {
         );
     }
 
+    // Devices (config-linux.md "Devices", "Default Devices", "Dev symbolic links").
+    let stat = |p: &str| r["stats"][p].clone();
+    for (dev, major, minor) in [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ] {
+        assert_eq!(
+            stat(dev),
+            json!({"type": "char", "mode": 0o666, "uid": 0, "gid": 0, "major": major, "minor": minor}),
+            "{dev}"
+        );
+    }
+    assert_eq!(
+        stat("/dev/custom"),
+        json!({"type": "char", "mode": 0o640, "uid": 1000, "gid": 2000, "major": 10, "minor": 229})
+    );
+    for (link, target) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        assert_eq!(stat(link)["type"], "link", "{link}");
+        assert_eq!(stat(link)["target"], target, "{link}");
+    }
+
     // cgroup: the namespace roots every hierarchy at the container's cgroup, whose limits
     // are the config's.
     let cg = r["cgroup"].as_str().unwrap();
@@ -369,7 +406,9 @@ fn root_in_a_user_namespace_sees_its_mappings() {
         "--write",
         "/dev/null",
         "--read",
-        "/dev/null"
+        "/dev/null",
+        "--stat",
+        "/dev/mqueue"
     ]);
     v["process"]["capabilities"] = json!({
         "bounding": three, "effective": three, "permitted": three
@@ -416,6 +455,9 @@ fn root_in_a_user_namespace_sees_its_mappings() {
         assert_eq!(m["root"], dev.strip_prefix("/dev").unwrap(), "{m}");
     }
     assert_eq!(errno_of(&r, "writes", "/dev/null"), 0);
+    // The IPC namespace (and its mqueue filesystem) is created by the container's root.
+    let mq = &r["stats"]["/dev/mqueue"];
+    assert_eq!((&mq["uid"], &mq["gid"]), (&json!(0), &json!(0)), "{mq}");
     assert_eq!(read_content(&r, "/dev/null"), "");
 }
 

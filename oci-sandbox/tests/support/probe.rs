@@ -9,12 +9,14 @@
 //! that has no dynamic loader.
 //!
 //! Usage: `probe [--out FILE] [--syscall NR[,ARG]...]... [--read PATH]... [--write PATH]...
-//! [--exec PATH]... [--sleep-fd N]`
+//! [--exec PATH]... [--stat PATH]...`
 //! - `--syscall`: makes the syscall with those arguments (zero-filled) and reports the
 //!   return value and errno. Only for syscalls that are harmless with these arguments.
 //! - `--read`: the file's content, or the errno.
 //! - `--write`: whether `open(O_WRONLY | O_CREAT)` succeeds (nothing is written).
 //! - `--exec`: whether `access(X_OK)` succeeds.
+//! - `--stat`: type, mode, owner, device numbers (and a symlink's target) without following
+//!   a last symlink, or the errno.
 
 use std::ffi::{c_char, c_int, c_long, c_uint, CString};
 use std::fmt::Write as _;
@@ -277,6 +279,49 @@ fn write_probe(path: &str) -> String {
     }
 }
 
+fn stat_probe(path: &str) -> String {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => return obj(vec![("errno".into(), e.raw_os_error().unwrap_or(0).to_string())]),
+    };
+    let ft = m.file_type();
+    let kind = if ft.is_symlink() {
+        "link"
+    } else if ft.is_dir() {
+        "dir"
+    } else if ft.is_char_device() {
+        "char"
+    } else if ft.is_block_device() {
+        "block"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else {
+        "file"
+    };
+    let rdev = m.rdev();
+    // glibc's gnu_dev_major/minor.
+    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+    let mut fields = vec![
+        ("type".to_string(), s(kind)),
+        ("mode".into(), (m.mode() & 0o7777).to_string()),
+        ("uid".into(), m.uid().to_string()),
+        ("gid".into(), m.gid().to_string()),
+    ];
+    if ft.is_char_device() || ft.is_block_device() {
+        fields.push(("major".into(), major.to_string()));
+        fields.push(("minor".into(), minor.to_string()));
+    }
+    if ft.is_symlink() {
+        let target = std::fs::read_link(path).map_or("null".into(), |t| s(&t.to_string_lossy()));
+        fields.push(("target".into(), target));
+    }
+    obj(fields)
+}
+
 fn exec_probe(path: &str) -> String {
     let c = cpath(path);
     // SAFETY: a NUL-terminated path.
@@ -290,8 +335,8 @@ fn exec_probe(path: &str) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut out_file = None;
-    let (mut syscalls, mut reads, mut writes, mut execs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut syscalls, mut reads, mut writes, mut execs, mut stats) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut i = 0;
     while i + 1 < args.len() {
         let v = args[i + 1].clone();
@@ -307,6 +352,7 @@ fn main() {
             }
             "--write" => writes.push((v.clone(), write_probe(&v))),
             "--exec" => execs.push((v.clone(), exec_probe(&v))),
+            "--stat" => stats.push((v.clone(), stat_probe(&v))),
             other => {
                 eprintln!("probe: unknown option {other}");
                 std::process::exit(2);
@@ -383,6 +429,7 @@ fn main() {
         ("reads".into(), obj(reads)),
         ("writes".into(), obj(writes)),
         ("execs".into(), obj(execs)),
+        ("stats".into(), obj(stats)),
     ];
     fields.extend(status_fields(&status));
     let json = obj(fields) + "\n";
