@@ -884,6 +884,11 @@ fn release_fifo(fifo: &Path, record: &ContainerRecord) -> Result<()> {
             Err(e) => return Err(Error::io(fifo, e)),
         }
         if !record.init_alive() {
+            // The init writes its byte before it execs the user's program, which may exit at
+            // once: a byte that arrived meanwhile means the container did start.
+            if let Ok(1) = f.read(&mut buf) {
+                return Ok(());
+            }
             return Err(Error::WrongState {
                 id: record.id.clone(),
                 status: "stopped".into(),
@@ -907,5 +912,58 @@ impl Drop for DirCleanup {
         if let Some(store) = self.0.take() {
             let _ = store.remove(&self.1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The init writes its byte and execs a program that exits at once: by the time `start`
+    /// looks at it, it is gone, but the byte says it started (this failed under load).
+    #[test]
+    fn a_byte_from_an_init_that_already_exited_is_a_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join(EXEC_FIFO);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let record = ContainerRecord {
+            id: "gone".into(),
+            bundle: dir.path().into(),
+            rootfs: dir.path().into(),
+            status: ContainerState::Created,
+            // No such process: the init is already gone when start checks on it.
+            pid: Some(0x7fff_fff0),
+            pid_start_time: Some(1),
+            created: String::new(),
+            config: Spec::default(),
+            cgroup_path: None,
+            extra: std::collections::HashMap::new(),
+        };
+        // A writer is there from the start (reads say "nothing yet", not end-of-file); the
+        // byte comes while `release_fifo` waits in poll(2), after the init is gone.
+        let holder = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let mut w = holder.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            std::thread::sleep(Duration::from_millis(50));
+            w.write_all(b"0").unwrap();
+        });
+        release_fifo(&fifo, &record).unwrap();
+        writer.join().unwrap();
+        // Without a byte, a dead init is a stopped container.
+        let e = release_fifo(&fifo, &record).unwrap_err();
+        assert!(e.to_string().contains("stopped"), "{e}");
+        drop(holder);
     }
 }
