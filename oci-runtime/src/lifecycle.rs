@@ -493,16 +493,25 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let lock = self.store.lock(id)?;
         let record = self.store.load(id)?;
+        // An init that exits between the status check and the kill is what delete wants.
+        let kill = |record: &ContainerRecord| match self.kill_record(
+            record,
+            libc::SIGKILL,
+            KillScope::All,
+        ) {
+            Err(Error::WrongState { status, .. }) if status == "stopped" => Ok(()),
+            r => r,
+        };
         match record.status() {
             ContainerState::Stopped => {}
-            ContainerState::Created => self.kill_record(&record, libc::SIGKILL, KillScope::All)?,
+            ContainerState::Created => kill(&record)?,
             _ if force => {
                 if record.extra.contains_key(PAUSED) {
                     if let Some(cg) = self.cgroup_of(&record)? {
                         let _ = cg.thaw();
                     }
                 }
-                self.kill_record(&record, libc::SIGKILL, KillScope::All)?
+                kill(&record)?
             }
             _ => {
                 return Err(Error::WrongState {
