@@ -426,6 +426,10 @@ fn exec_pause_resume_ps() {
         ["passed", "0", "1", "2", "3", "4"],
         "ls's own fd is 4"
     );
+    // Declared but not open: refused, rather than passing whatever takes those numbers.
+    let out = b.ocirun(&["exec", "--preserve-fds", "100000", &b.id, "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not open"));
 
     b.ok(&["pause", &b.id]);
     assert_eq!(b.status(), "paused");

@@ -230,6 +230,9 @@ impl Runtime {
         opts: &CreateOptions,
         fifo_mode: bool,
     ) -> Result<(ContainerRecord, Container, ContainerLock)> {
+        // Before this process opens anything that could take one of their numbers.
+        let passed = opts.listen_fds.saturating_add(opts.preserve_fds);
+        oci_sandbox::check_preserve_fds(passed).map_err(sandbox_error)?;
         let bundle = Bundle::load(&opts.bundle)?;
         let lock = self.store.create(id)?;
         let dir = self.store.dir(id)?;
@@ -257,7 +260,6 @@ impl Runtime {
             });
         }
 
-        let passed = opts.listen_fds.saturating_add(opts.preserve_fds);
         close_on_exec(passed);
         let mut options = Options::new()
             .bundle(bundle.path.clone())
@@ -618,6 +620,7 @@ impl Runtime {
     /// `exec`: runs `process` in a running (or created) container, joining its namespaces
     /// and cgroup, with its seccomp profile.
     pub fn exec(&self, id: &str, process: &Process, opts: &ExecOptions) -> Result<Exec> {
+        oci_sandbox::check_preserve_fds(opts.preserve_fds).map_err(sandbox_error)?;
         let record = self.expect(
             id,
             &[ContainerState::Created, ContainerState::Running],

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::sync::{self, Msg};
 use crate::sys::{self, CResult, Step};
 use crate::{
-    console, lsm, open_procs, pidfd_open, process, process_detail, reap, seccomp, spawn,
-    unexpected, ExitStatus, Guard, Sandbox,
+    check_preserve_fds, console, lsm, open_procs, pidfd_open, process, process_detail, reap,
+    seccomp, spawn, unexpected, ExitStatus, Guard, Sandbox,
 };
 use libc::c_int;
 use oci_spec::runtime::{LinuxPersonality, LinuxSeccomp, Process};
@@ -233,6 +233,7 @@ impl Sandbox {
     /// ```
     pub fn exec(pid: i32, process: &Process, options: ExecOptions) -> Result<Exec> {
         lsm::check(process)?;
+        check_preserve_fds(options.preserve_fds)?;
         let min_fd = 3 + options.preserve_fds as i32;
         let (seccomp, notifier) = seccomp::prepare(options.seccomp.as_ref(), min_fd)?;
         if notifier.is_some() {

@@ -389,6 +389,24 @@ fn open_procs(files: &[PathBuf]) -> Result<spawn::CgroupJoin> {
     Ok(join)
 }
 
+/// Checks that the fds to preserve (3 .. 3+n) are all open. [`Sandbox::create`] and
+/// [`Sandbox::exec`] check it first: otherwise fds the set-up opens itself (cgroup.procs,
+/// namespace files) could take those numbers and be passed to the container in their place.
+/// A caller that opens files of its own before calling them (a state lock...) checks first
+/// too.
+pub fn check_preserve_fds(n: u32) -> Result<()> {
+    for fd in 3..3i64.saturating_add(i64::from(n)).min(i64::from(i32::MAX)) {
+        // SAFETY: F_GETFD only queries the fd table.
+        if unsafe { libc::fcntl(fd as i32, libc::F_GETFD) } < 0 {
+            return Err(Error::invalid(
+                "preserve_fds",
+                format!("fd {fd} is not open in the runtime"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A pidfd of our own child `pid` (not yet reaped, so the pid is still that process), where
 /// the kernel has pidfd_open(2) (5.3); clone3's `CLONE_PIDFD` gives one directly.
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -424,6 +442,7 @@ impl Sandbox {
     /// up, and it waits for [`Container::start`]. `spec.root.path` is ignored in favour of
     /// `rootfs`.
     pub fn create(spec: &Spec, rootfs: &Path, mut options: Options) -> Result<Container> {
+        check_preserve_fds(options.preserve_fds)?;
         let linux = spec
             .linux()
             .as_ref()

@@ -361,8 +361,8 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
         // SAFETY: fcntl(2) on an fd the caller passes; F_SETFD 0 clears FD_CLOEXEC.
         sys::check(
             unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } as i64,
-            Step::CloseFds,
-            1,
+            Step::PreserveFds,
+            fd as usize,
         )?;
     }
     // SAFETY: plain syscalls with buffers we own.

@@ -88,6 +88,7 @@ steps! {
     Scheduler => "sched_setattr",
     Lsm => "write the LSM label to /proc/self/attr",
     Setsid => "setsid",
+    PreserveFds => "pass the preserved fds (not open in the runtime?)",
 }
 
 /// A failure in the child: which step, which element of that step's plan, which errno.

@@ -251,3 +251,16 @@ fn clone3_and_the_clone_fallback_make_the_same_container() {
         c.delete().unwrap();
     }
 }
+
+/// Fds to preserve must be open: otherwise fds the set-up opens itself could take their
+/// numbers and reach the container in their place.
+#[test]
+fn preserving_fds_that_are_not_open_is_refused() {
+    let f = Fixture::new("nofds");
+    let v = f.spec_json("true");
+    let e = f
+        .create(&v, Options::new().preserve_fds(100_000))
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidConfig { .. }), "{e:?}");
+    assert!(e.to_string().contains("is not open"), "{e}");
+}
