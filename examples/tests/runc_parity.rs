@@ -234,9 +234,9 @@ fn differences(name: &str, edit: &dyn Fn(&mut Value)) -> BTreeSet<String> {
 }
 
 /// The probe run with `exec FLAGS... ID probe...` in a running `sleep` container.
-fn exec_differences(name: &str, flags: &[&str]) -> BTreeSet<String> {
+fn exec_differences(name: &str, edit: &dyn Fn(&mut Value), flags: &[&str]) -> BTreeSet<String> {
     side_by_side(name, &|rt, b, id| {
-        write_bundle(b, id, &["sleep".into(), "1000".into()], &|_| {});
+        write_bundle(b, id, &["sleep".into(), "1000".into()], edit);
         runtime(rt, b, &["create", "--bundle", b.to_str().unwrap(), id]);
         runtime(rt, b, &["start", id]);
         let probe = probe_args();
@@ -300,6 +300,11 @@ fn assert_only(differences: &BTreeSet<String>, expected: &BTreeSet<String>) {
             .join("\n")
     );
 }
+
+/// In a user namespace, the IPC namespace's mqueue root belongs to whoever created the
+/// namespace: ocirun creates it as the container's root (0:0); runc 1.1.5 as uid 0 but with
+/// its gid still the host's, unmapped (65534).
+const MQUEUE_OWNER: &str = r#"stats /dev/mqueue: runc {"gid":65534,"mode":1023,"type":"dir","uid":0} ocirun {"gid":0,"mode":1023,"type":"dir","uid":0}"#;
 
 /// The files among Docker's maskedPaths that this kernel has (bound over with /dev/null;
 /// directories get a read-only tmpfs, the same under both runtimes).
@@ -371,14 +376,8 @@ fn non_root_user_with_its_own_settings_in_a_user_namespace() {
         s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     });
-    // The IPC namespace's mqueue root belongs to whoever created the namespace: ocirun
-    // creates it as the container's root (0:0); runc as uid 0 but with its gid still the
-    // host's, unmapped (65534).
     let mut expected = deliberate(true);
-    expected.insert(
-        r#"stats /dev/mqueue: runc {"gid":65534,"mode":1023,"type":"dir","uid":0} ocirun {"gid":0,"mode":1023,"type":"dir","uid":0}"#
-            .into(),
-    );
+    expected.insert(MQUEUE_OWNER.into());
     assert_only(&d, &expected);
 }
 
@@ -420,6 +419,7 @@ fn mounts_sysctls_and_a_read_only_root() {
 fn exec_with_a_user_cwd_env_and_capabilities() {
     let d = exec_differences(
         "exec",
+        &|_| {},
         &[
             "--user",
             "1000:1000",
@@ -435,4 +435,25 @@ fn exec_with_a_user_cwd_env_and_capabilities() {
         ],
     );
     assert_only(&d, &deliberate(false));
+}
+
+#[test]
+fn exec_in_a_user_namespace() {
+    let d = exec_differences(
+        "exec-userns",
+        &|s| {
+            s["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            s["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        },
+        &["--user", "1000:1000", "--cwd", "/tmp"],
+    );
+    let mut expected = deliberate(true);
+    expected.insert(MQUEUE_OWNER.into());
+    assert_only(&d, &expected);
 }
