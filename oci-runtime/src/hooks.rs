@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ pub fn run_hooks(kind: &str, hooks: &[Hook], state: &State) -> Result<()> {
         message: e.to_string(),
     })?;
     for hook in hooks {
-        run_hook(kind, hook, &input)?;
+        run_hook_with(kind, hook, &input, Some(state.bundle()), None)?;
     }
     Ok(())
 }
@@ -45,8 +46,15 @@ pub fn run_hooks(kind: &str, hooks: &[Hook], state: &State) -> Result<()> {
 /// container whose init is `pid` (user first, then mount, uts, ipc, network and cgroup), so
 /// that its path resolves and it runs in the container namespace, as config.md requires of
 /// createContainer and startContainer hooks. Namespaces the container shares with the runtime
-/// are not re-joined.
-pub fn run_hooks_in_namespaces(kind: &str, hooks: &[Hook], state: &State, pid: i32) -> Result<()> {
+/// are not re-joined. The hook starts in `cwd` as seen in the container's mount namespace
+/// (runc: the rootfs for createContainer, which runs before pivot_root), else at its root.
+pub fn run_hooks_in_namespaces(
+    kind: &str,
+    hooks: &[Hook],
+    state: &State,
+    pid: i32,
+    cwd: Option<&Path>,
+) -> Result<()> {
     if hooks.is_empty() {
         return Ok(());
     }
@@ -81,8 +89,17 @@ pub fn run_hooks_in_namespaces(kind: &str, hooks: &[Hook], state: &State, pid: i
         }
     }
     let raw: Vec<i32> = fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let dir = cwd
+        .map(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()))
+        .transpose()
+        .map_err(|_| Error::Hook {
+            hook: kind.into(),
+            path: "".into(),
+            message: "a NUL byte in the working directory".into(),
+        })?;
     for hook in hooks {
         let raw = raw.clone();
+        let dir = dir.clone();
         let join = move || -> std::io::Result<()> {
             for fd in &raw {
                 // SAFETY: setns(2) on fds opened above; async-signal-safe.
@@ -90,9 +107,16 @@ pub fn run_hooks_in_namespaces(kind: &str, hooks: &[Hook], state: &State, pid: i
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            // Joining a mount namespace puts the process at its root; then the cwd asked for.
+            if let Some(d) = &dir {
+                // SAFETY: chdir(2) with a string made before fork; async-signal-safe.
+                if unsafe { libc::chdir(d.as_ptr()) } < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         };
-        run_hook_with(kind, hook, &input, Some(Box::new(join)))?;
+        run_hook_with(kind, hook, &input, None, Some(Box::new(join)))?;
     }
     drop(fds);
     Ok(())
@@ -100,11 +124,15 @@ pub fn run_hooks_in_namespaces(kind: &str, hooks: &[Hook], state: &State, pid: i
 
 type PreExec = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>;
 
-fn run_hook(kind: &str, hook: &Hook, input: &[u8]) -> Result<()> {
-    run_hook_with(kind, hook, input, None)
-}
-
-fn run_hook_with(kind: &str, hook: &Hook, input: &[u8], pre_exec: Option<PreExec>) -> Result<()> {
+/// Runs one hook; `cwd` is its working directory (runc runs hooks in the bundle directory),
+/// kept only when it is a directory.
+fn run_hook_with(
+    kind: &str,
+    hook: &Hook,
+    input: &[u8],
+    cwd: Option<&Path>,
+    pre_exec: Option<PreExec>,
+) -> Result<()> {
     let fail = |message: String| Error::Hook {
         hook: kind.into(),
         path: hook.path().clone(),
@@ -114,6 +142,9 @@ fn run_hook_with(kind: &str, hook: &Hook, input: &[u8], pre_exec: Option<PreExec
     let args = hook.args().clone().unwrap_or_default();
     if let Some((argv0, rest)) = args.split_first() {
         cmd.arg0(argv0).args(rest);
+    }
+    if let Some(d) = cwd.filter(|d| d.is_dir()) {
+        cmd.current_dir(d);
     }
     cmd.env_clear();
     for e in hook.env().iter().flatten() {
@@ -134,7 +165,7 @@ fn run_hook_with(kind: &str, hook: &Hook, input: &[u8], pre_exec: Option<PreExec
     // that a timeout can kill whatever it started.
     cmd.process_group(0);
     if let Some(f) = pre_exec {
-        // SAFETY: the closure only calls setns(2), which is async-signal-safe.
+        // SAFETY: the closure only calls setns(2) and chdir(2), which are async-signal-safe.
         unsafe {
             cmd.pre_exec(f);
         }

@@ -295,13 +295,16 @@ impl Runtime {
             .map_err(|e| e.to_string())
         });
         let (hook_spec, hook_id, hook_bundle) = (spec.clone(), id.to_string(), bundle.path.clone());
+        let hook_rootfs = bundle.rootfs.clone();
         options = options.on_create_container(move |pid| {
             let state = creating_state(&hook_spec, &hook_id, &hook_bundle, pid);
+            // Before pivot_root: started in the rootfs, as runc does.
             run_hooks_in_namespaces(
                 "createContainer",
                 &hooks_of(&hook_spec, "createContainer"),
                 &state,
                 pid,
+                Some(&hook_rootfs),
             )
             .map_err(|e| e.to_string())
         });
@@ -378,6 +381,7 @@ impl Runtime {
             &hooks_of(&record.config, "startContainer"),
             &state,
             pid,
+            None,
         ) {
             let _ = self.kill_record(&record, libc::SIGKILL, KillScope::All);
             return Err(e);
@@ -418,6 +422,7 @@ impl Runtime {
             &hooks_of(&record.config, "startContainer"),
             &state,
             pid,
+            None,
         )
         .and_then(|()| container.start().map_err(sandbox_error));
         if let Err(e) = started {
