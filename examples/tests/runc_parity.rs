@@ -9,7 +9,7 @@
 mod build_probe;
 
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -87,7 +87,7 @@ fn write_bundle(dir: &Path, id: &str, args: &[String], edit: &dyn Fn(&mut Value)
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "sleep"] {
+    for applet in ["sh", "sleep", "cat", "env", "sort", "true"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
     std::fs::copy(build_probe::probe_binary(), rootfs.join("bin/probe")).unwrap();
@@ -456,4 +456,105 @@ fn exec_in_a_user_namespace() {
     let mut expected = deliberate(true);
     expected.insert(MQUEUE_OWNER.into());
     assert_only(&d, &expected);
+}
+
+/// What each hook saw, under one runtime: its stdin (the state, normalised), env and cwd.
+fn hook_views(rt: &str, b: &Path, id: &str) -> BTreeMap<String, Value> {
+    let out = b.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let record = |dir: &str, name: &str| {
+        json!({"path": "/bin/sh", "env": ["HOOK=1"], "args": ["sh", "-c", format!(
+            "cat > {dir}/{name}.state; env | sort > {dir}/{name}.env; pwd > {dir}/{name}.cwd"
+        )]})
+    };
+    let host = out.to_str().unwrap().to_string();
+    // Long enough to be running when poststart runs.
+    write_bundle(b, id, &["sleep".into(), "0.5".into()], &|s| {
+        s["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/out", "type": "bind", "source": host, "options": ["rbind", "rw"]}),
+        );
+        let mut hooks = serde_json::Map::new();
+        for name in [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop",
+        ] {
+            hooks.insert(name.into(), json!([record(&host, name)]));
+        }
+        // startContainer runs after pivot_root: its paths are the container's.
+        hooks.insert(
+            "startContainer".into(),
+            json!([record("/out", "startContainer")]),
+        );
+        s["hooks"] = Value::Object(hooks);
+    });
+    runtime(rt, b, &["run", "--bundle", b.to_str().unwrap(), id]);
+    let mut views = BTreeMap::new();
+    for name in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        // Each runtime has its own bundle directory: named BUNDLE in what the hooks saw.
+        let read = |ext: &str| {
+            std::fs::read_to_string(out.join(format!("{name}.{ext}")))
+                .map(|s| s.replace(b.to_str().unwrap(), "BUNDLE"))
+        };
+        let mut state: Value = read("state")
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Value::Null);
+        if let Some(o) = state.as_object_mut() {
+            // The container's own id, bundle and pid; the spec version each runtime speaks.
+            o.remove("ociVersion");
+            for k in ["id", "bundle"] {
+                o.insert(k.into(), json!(k));
+            }
+            if o.contains_key("pid") {
+                o.insert("pid".into(), json!("pid"));
+            }
+        }
+        views.insert(
+            name.to_string(),
+            json!({"state": state, "env": read("env").ok(), "cwd": read("cwd").ok()}),
+        );
+    }
+    views
+}
+
+/// The OCI hooks (config.md "POSIX-platform Hooks") under runc and ocirun: each runs at its
+/// point with the same state on stdin, the same environment and the same working directory.
+#[test]
+fn hooks_see_the_same_state_env_and_cwd() {
+    let dir = tempfile::Builder::new()
+        .prefix("ocirun-parity-")
+        .tempdir()
+        .unwrap();
+    let mut views = Vec::new();
+    for (rt, short) in RUNTIMES {
+        let b = dir.path().join(short);
+        std::fs::create_dir(&b).unwrap();
+        let id = format!("parity-hooks-{short}-{}", std::process::id());
+        let _delete = Delete(rt, &b, &id);
+        views.push(hook_views(rt, &b, &id));
+    }
+    let mut differences = Vec::new();
+    for (hook, runc) in &views[0] {
+        let ours = &views[1][hook];
+        for k in ["state", "env", "cwd"] {
+            if runc[k] != ours[k] {
+                differences.push(format!("{hook} {k}: runc {} ocirun {}", runc[k], ours[k]));
+            }
+        }
+    }
+    // runc 1.1.5 gives poststart the state it had before recording the start.
+    let expected = [
+        r#"poststart state: runc {"bundle":"bundle","id":"id","pid":"pid","status":"created"} ocirun {"bundle":"bundle","id":"id","pid":"pid","status":"running"}"#,
+    ];
+    assert_eq!(differences, expected);
 }
