@@ -191,8 +191,12 @@ fn lifecycle_create_start_state_kill_delete() {
     assert!(b.fails(&["delete", &b.id]).contains("running"));
     b.fails(&["create", "--bundle", b.path().to_str().unwrap(), &b.id]);
 
-    let list = b.ok(&["list", "--format", "json"]);
-    assert!(list.contains(&b.id));
+    let list: serde_json::Value =
+        serde_json::from_str(&b.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(list[0]["id"], b.id.as_str());
+    assert_eq!(list[0]["status"], "running");
+    // runc's owner: the user owning the state directory (the tests run as root).
+    assert_eq!(list[0]["owner"], "root");
     assert_eq!(b.ok(&["list", "-q"]).trim(), b.id);
 
     b.ok(&["kill", &b.id, "KILL"]);

@@ -445,6 +445,30 @@ fn state_json(r: &oci_runtime::ContainerRecord) -> serde_json::Value {
     v
 }
 
+/// runc's `list` owner: the user owning the container's state directory (its name in the
+/// host's /etc/passwd, else the uid).
+fn owner(rt: &Runtime, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Some(uid) = rt
+        .store()
+        .dir(id)
+        .ok()
+        .and_then(|d| std::fs::metadata(d).ok())
+        .map(|m| m.uid())
+    else {
+        return String::new();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
 fn list(rt: &Runtime, format: &str, quiet: bool) -> AnyResult<()> {
     let records = rt.list()?;
     if quiet {
@@ -455,7 +479,14 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> AnyResult<()> {
     }
     match format {
         "json" => {
-            let all: Vec<serde_json::Value> = records.iter().map(state_json).collect();
+            let all: Vec<serde_json::Value> = records
+                .iter()
+                .map(|r| {
+                    let mut v = state_json(r);
+                    v["owner"] = serde_json::Value::String(owner(rt, &r.id));
+                    v
+                })
+                .collect();
             println!("{}", serde_json::to_string(&all)?);
         }
         "table" => {
@@ -466,12 +497,13 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> AnyResult<()> {
             for r in &records {
                 let pid = r.oci_state().pid().unwrap_or(0);
                 println!(
-                    "{:<12}{:<10}{:<10}{:<40}{:<32}root",
+                    "{:<12}{:<10}{:<10}{:<40}{:<32}{}",
                     r.id,
                     pid,
                     Runtime::status_name(r),
                     r.bundle.display(),
                     r.created,
+                    owner(rt, &r.id),
                 );
             }
         }
