@@ -223,6 +223,25 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
             format!("{} is not absolute", p.cwd().display()),
         ));
     }
+    // (uid_t)-1 and (gid_t)-1 are not ids: setresuid(2) and setresgid(2) read them as "leave
+    // unchanged", which would leave the process root.
+    let u = p.user();
+    let ids = [("process.user.uid", u.uid()), ("process.user.gid", u.gid())]
+        .into_iter()
+        .chain(
+            u.additional_gids()
+                .iter()
+                .flatten()
+                .map(|g| ("process.user.additionalGids", *g)),
+        );
+    for (field, id) in ids {
+        if id == u32::MAX {
+            return Err(Error::invalid(
+                field,
+                "4294967295 ((uid_t)-1) is not a valid id",
+            ));
+        }
+    }
     let env: Vec<String> = p.env().clone().unwrap_or_default();
     let path_var = env
         .iter()

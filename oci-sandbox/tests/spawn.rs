@@ -264,3 +264,29 @@ fn preserving_fds_that_are_not_open_is_refused() {
     assert!(matches!(e, Error::InvalidConfig { .. }), "{e:?}");
     assert!(e.to_string().contains("is not open"), "{e}");
 }
+
+/// (uid_t)-1 means "unchanged" to setresuid(2): a config asking for it must not leave the
+/// process root.
+#[test]
+fn the_id_minus_one_is_refused() {
+    let f = Fixture::new("idm1");
+    for (field, user) in [
+        ("process.user.uid", json!({"uid": 4294967295u32, "gid": 0})),
+        (
+            "process.user.gid",
+            json!({"uid": 1000, "gid": 4294967295u32}),
+        ),
+        (
+            "process.user.additionalGids",
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [4294967295u32]}),
+        ),
+    ] {
+        let mut v = f.spec_json("true");
+        v["process"]["user"] = user;
+        let e = f.create(&v, Options::new()).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidConfig { field: got, .. } if *got == field),
+            "{e:?}"
+        );
+    }
+}
