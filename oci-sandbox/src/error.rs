@@ -86,6 +86,15 @@ pub enum Error {
         /// The lifecycle stage (`create` or `start`).
         stage: &'static str,
     },
+    /// The container's process was killed by the OOM killer while it was being set up: the
+    /// cgroup's memory limit is too low for the set-up itself.
+    #[error("the container's process was killed by the OOM killer during {stage}: the memory limit ({limit}) is too low")]
+    OomKilled {
+        /// The lifecycle stage.
+        stage: &'static str,
+        /// `linux.resources.memory.limit`, as configured.
+        limit: String,
+    },
     /// The operation is not valid in the container's current state (e.g. `start` twice).
     #[error("cannot {op}: container is {state}")]
     State {

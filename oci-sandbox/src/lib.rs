@@ -407,6 +407,25 @@ pub fn check_preserve_fds(n: u32) -> Result<()> {
     Ok(())
 }
 
+/// Why the set-up processes went away without a word: the OOM killer when the cgroup
+/// counted a kill, else unknown.
+fn vanished(
+    cgroup: Option<&Cgroup>,
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+) -> Error {
+    if cgroup.and_then(|c| c.oom_kill_count().ok()).unwrap_or(0) > 0 {
+        let limit = resources
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit())
+            .map_or_else(|| "unset".to_string(), |l| l.to_string());
+        return Error::OomKilled {
+            stage: "create",
+            limit,
+        };
+    }
+    Error::ChildVanished { stage: "create" }
+}
+
 /// A pidfd of our own child `pid` (not yet reaped, so the pid is still that process), where
 /// the kernel has pidfd_open(2) (5.3); clone3's `CLONE_PIDFD` gives one directly.
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -585,7 +604,7 @@ impl Sandbox {
                 })
             };
             match msg {
-                None => return Err(Error::ChildVanished { stage: "create" }),
+                None => return Err(vanished(guard.cgroup.as_ref(), resources)),
                 Some(Msg::NeedIdMap) => {
                     namespaces::write_id_maps(stage1, &plan.ns)?;
                     reply(Msg::Continue)?;

@@ -478,3 +478,27 @@ fn delete_kills_and_removes_sub_cgroups() {
         "{stat}"
     );
 }
+
+/// A memory limit too low for the set-up itself: the OOM killer takes the set-up processes,
+/// and the error says so (rather than "ended unexpectedly"); nothing is left behind.
+#[test]
+fn a_memory_limit_too_low_for_the_set_up_is_reported_as_such() {
+    let f = Fixture::new("oomsetup");
+    let mut v = f.spec_json("true");
+    let path = common::unique("oomsetup");
+    v["linux"]["cgroupsPath"] = json!(format!("/{path}"));
+    v["linux"]["resources"] = json!({"memory": {"limit": 4096, "swap": 4096}});
+    let e = f.create(&v, Options::new()).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            oci_sandbox::Error::OomKilled {
+                stage: "create",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("OOM"), "{e}");
+    assert!(!Path::new("/sys/fs/cgroup/memory").join(&path).exists());
+}
