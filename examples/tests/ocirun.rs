@@ -2,6 +2,9 @@
 //! kill and delete, on real containers built from busybox-static. Each test has its own state
 //! root, container id and cgroup, and removes its container even when it fails.
 
+#[path = "support/console.rs"]
+mod console;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -470,7 +473,6 @@ fn update_and_events_stats() {
 #[test]
 fn console_socket_receives_the_pty() {
     use std::io::Read;
-    use std::os::unix::net::UnixListener;
     let b = Bundle::new("tty", &["sh", "-c", "tty; echo hello-from-tty"]);
     let mut spec = b.spec();
     spec.process_mut()
@@ -479,27 +481,7 @@ fn console_socket_receives_the_pty() {
         .set_terminal(Some(true));
     b.write(&spec);
     let sock = b.path().join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let receiver = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut cmsg = rustix::net::RecvAncillaryBuffer::new(&mut space);
-        let mut buf = [0u8; 256];
-        rustix::net::recvmsg(
-            &stream,
-            &mut [std::io::IoSliceMut::new(&mut buf)],
-            &mut cmsg,
-            rustix::net::RecvFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for m in cmsg.drain() {
-            if let rustix::net::RecvAncillaryMessage::ScmRights(mut fds) = m {
-                fd = fds.next();
-            }
-        }
-        fd.expect("a pty master")
-    });
+    let receiver = console::receiver(&sock);
     b.ok(&[
         "create",
         "--bundle",

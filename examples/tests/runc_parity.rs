@@ -7,6 +7,8 @@
 
 #[path = "../../oci-sandbox/tests/support/build_probe.rs"]
 mod build_probe;
+#[path = "support/console.rs"]
+mod console;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +71,7 @@ fn probe_args() -> Vec<String> {
         "/dev/stderr",
         "/dev/console",
         "/dev/pts",
+        "/dev/pts/0",
         "/dev/shm",
         "/dev/mqueue",
         "/dev",
@@ -186,7 +189,8 @@ fn normalise(mut r: Value, rootfs: &Path) -> Value {
                 m["root"]
                     .as_str()
                     .unwrap()
-                    .replace(rootfs.to_str().unwrap(), "ROOTFS"),
+                    .replace(rootfs.to_str().unwrap(), "ROOTFS")
+                    .replace(rootfs.parent().unwrap().to_str().unwrap(), "BUNDLE"),
             )
         })
         .collect();
@@ -557,4 +561,51 @@ fn hooks_see_the_same_state_env_and_cwd() {
         r#"poststart state: runc {"bundle":"bundle","id":"id","pid":"pid","status":"created"} ocirun {"bundle":"bundle","id":"id","pid":"pid","status":"running"}"#,
     ];
     assert_eq!(differences, expected);
+}
+
+/// `process.terminal`: the pty sent to the console socket, the process's stdio on it as its
+/// controlling terminal, /dev/console bound to it.
+#[test]
+fn a_terminal_container() {
+    let d = side_by_side("tty", &|rt, b, id| {
+        let out = b.join("out");
+        std::fs::create_dir(&out).unwrap();
+        let mut args = probe_args();
+        args.extend(["--out".into(), "/out/r.json".into()]);
+        let host = out.to_str().unwrap().to_string();
+        write_bundle(b, id, &args, &|s| {
+            s["process"]["terminal"] = json!(true);
+            s["mounts"].as_array_mut().unwrap().push(
+                json!({"destination": "/out", "type": "bind", "source": host, "options": ["rbind", "rw"]}),
+            );
+        });
+        let sock = b.join("console.sock");
+        let receiver = console::receiver(&sock);
+        let b_str = b.to_str().unwrap();
+        let sock_str = sock.to_str().unwrap();
+        runtime(
+            rt,
+            b,
+            &[
+                "create",
+                "--bundle",
+                b_str,
+                "--console-socket",
+                sock_str,
+                id,
+            ],
+        );
+        let master = receiver.join().unwrap();
+        runtime(rt, b, &["start", id]);
+        // Drain the pty until the process is gone (EIO once the slave is closed).
+        let mut f = std::fs::File::from(master);
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut f, &mut sink);
+        let report = std::fs::read_to_string(out.join("r.json")).unwrap();
+        let r: Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(r["stdin_tty"], true, "{rt}: stdin is the pty");
+        assert_eq!(r["stats"]["/dev/console"]["type"], "char", "{rt}");
+        report
+    });
+    assert_only(&d, &deliberate(false));
 }
