@@ -195,6 +195,13 @@ fn normalise(mut r: Value, rootfs: &Path) -> Value {
         })
         .collect();
     r["mounts"] = json!(mounts);
+    // The kernel lists device rules in the order they were written: compare them as a set.
+    if let Some(list) = r["reads"]["/sys/fs/cgroup/devices/devices.list"]["content"].as_str() {
+        let mut lines: Vec<&str> = list.lines().collect();
+        lines.sort_unstable();
+        let sorted = lines.join("\n");
+        r["reads"]["/sys/fs/cgroup/devices/devices.list"]["content"] = json!(sorted);
+    }
     let fds: Vec<String> = r["fds"].as_object().unwrap().keys().cloned().collect();
     r["fds"] = json!(fds);
     // An exec'd process's pid depends on how many helpers the runtime forked in the
@@ -608,4 +615,78 @@ fn a_terminal_container() {
         report
     });
     assert_only(&d, &deliberate(false));
+}
+
+/// cgroup limits, as the container reads them through its cgroup namespace and the cgroup
+/// mount (values written by each runtime into cgroup v1 files, and the device rules).
+#[test]
+fn cgroup_limits_and_device_rules() {
+    let files = [
+        "memory/memory.limit_in_bytes",
+        "memory/memory.memsw.limit_in_bytes",
+        "memory/memory.soft_limit_in_bytes",
+        "memory/memory.swappiness",
+        "memory/memory.oom_control",
+        "cpu/cpu.shares",
+        "cpu/cpu.cfs_quota_us",
+        "cpu/cpu.cfs_period_us",
+        "cpuset/cpuset.cpus",
+        "cpuset/cpuset.mems",
+        "pids/pids.max",
+        "devices/devices.list",
+    ];
+    let d = side_by_side("cgroups", &|rt, b, id| {
+        let mut args = probe_args();
+        for f in files {
+            args.extend(["--read".into(), format!("/sys/fs/cgroup/{f}")]);
+        }
+        write_bundle(b, id, &args, &|s| {
+            if !s["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "cgroup")
+            {
+                s["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "cgroup"}));
+            }
+            s["linux"]["resources"]["memory"] = json!({"limit": 67108864, "reservation": 33554432,
+                "swap": 134217728, "swappiness": 10, "disableOOMKiller": false});
+            s["linux"]["resources"]["cpu"] = json!({"shares": 512, "quota": 50000,
+                "period": 100000, "cpus": "0", "mems": "0"});
+            s["linux"]["resources"]["pids"] = json!({"limit": 42});
+        });
+        runtime(rt, b, &["run", "--bundle", b.to_str().unwrap(), id])
+    });
+    // runc 1.1.5 also allows /dev/net/tun (c 10:200) to every container; runc 1.2 dropped it
+    // from its implicit rules, and ocirun allows only the default devices and the config's.
+    let mut expected = deliberate(false);
+    let rules = |tun: bool| {
+        let mut v = vec![
+            "b *:* m",
+            "c *:* m",
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 136:* rwm",
+            "c 5:0 rwm",
+            "c 5:1 rwm",
+            "c 5:2 rwm",
+        ];
+        if tun {
+            v.push("c 10:200 rwm");
+        }
+        v.sort_unstable();
+        json!({ "content": v.join("\n") })
+    };
+    expected.insert(format!(
+        "reads /sys/fs/cgroup/devices/devices.list: runc {} ocirun {}",
+        rules(true),
+        rules(false)
+    ));
+    assert_only(&d, &expected);
 }
