@@ -213,6 +213,10 @@ fn normalise(mut r: Value, rootfs: &Path) -> Value {
     if pid != 1 {
         r["pid"] = json!("not 1");
     }
+    // In the host's pid namespace the parent is the runtime, a different process each time.
+    if r["ppid"] != 0 {
+        r["ppid"] = json!("a host process");
+    }
     r
 }
 
@@ -689,4 +693,17 @@ fn cgroup_limits_and_device_rules() {
         rules(false)
     ));
     assert_only(&d, &expected);
+}
+
+/// The host's pid and network namespaces (docker's `--pid=host --network=host`): /proc
+/// shows the host's processes, sysfs the host's devices.
+#[test]
+fn host_pid_and_network_namespaces() {
+    let d = differences("hostns", &|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid" && n["type"] != "network");
+    });
+    assert_only(&d, &deliberate(false));
 }
