@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::sync::{self, Msg};
 use crate::sys::{self, CResult, Step};
 use crate::{
-    check_preserve_fds, console, lsm, open_procs, pidfd_open, process, process_detail, reap,
-    seccomp, spawn, unexpected, ExitStatus, Guard, Sandbox,
+    check_preserve_fds, console, lsm, open_procs, process, process_detail, reap, seccomp, spawn,
+    unexpected, ExitStatus, Guard, Sandbox,
 };
 use libc::c_int;
 use oci_spec::runtime::{LinuxPersonality, LinuxSeccomp, Process};
@@ -159,26 +159,13 @@ struct ExecPlan {
 }
 
 fn stage1(p: &ExecPlan, in_cgroup: bool) -> ! {
-    match stage1_inner(p, in_cgroup) {
-        Ok(()) => sys::exit_now(0),
-        Err(e) => {
-            let _ = sync::send(p.sock, Msg::Error(e));
-            sys::exit_now(1)
-        }
-    }
+    spawn::exit_with(p.sock, stage1_inner(p, in_cgroup))
 }
 
 fn stage1_inner(p: &ExecPlan, in_cgroup: bool) -> CResult {
     sys::close_others(&p.keep_fds)?;
     spawn::join_cgroups(&p.cgroups.procs, p.cgroups.into.filter(|_| in_cgroup))?;
-    for (i, (nstype, fd)) in p.joins.iter().enumerate() {
-        // SAFETY: plain syscall on an fd we own.
-        sys::check(
-            unsafe { libc::setns(fd.as_raw_fd(), *nstype) } as i64,
-            Step::Setns,
-            i,
-        )?;
-    }
+    crate::namespaces::join(&p.joins)?;
     if spawn::fork_sibling(p.sock, false)? {
         let e = match child(p) {
             Ok(e) | Err(e) => e,
@@ -289,10 +276,7 @@ impl Sandbox {
                 None => return Err(Error::ChildVanished { stage: "exec" }),
                 Some(Msg::InitPid(p)) => {
                     exec_pid = Some(p);
-                    pidfd = fd.or_else(|| pidfd_open(p));
-                    guard.pids.insert(0, p);
-                    reap(s1)?;
-                    guard.pids.retain(|x| *x != s1);
+                    pidfd = guard.adopt(s1, p, fd)?;
                     sync::send(sock, Msg::Continue).map_err(syscall_err("send"))?;
                 }
                 Some(Msg::Console) if fd.is_some() => console = fd,

@@ -328,6 +328,18 @@ struct Guard {
     cgroup: Option<Cgroup>,
 }
 
+impl Guard {
+    /// Stage 1 reported the process it forked (`pid`, with the pidfd clone3 gave it, if
+    /// any): the guard now answers for that process, and stage 1, done, is reaped. Returns
+    /// the process's pidfd (pidfd_open(2) where clone3 gave none).
+    fn adopt(&mut self, stage1: i32, pid: i32, pidfd: Option<OwnedFd>) -> Result<Option<OwnedFd>> {
+        self.pids.insert(0, pid);
+        reap(stage1)?;
+        self.pids.retain(|p| *p != stage1);
+        Ok(pidfd.or_else(|| pidfd_open(pid)))
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         for &p in &self.pids {
@@ -611,10 +623,7 @@ impl Sandbox {
                 }
                 Some(Msg::InitPid(pid)) => {
                     init = Some(pid);
-                    pidfd = fd.or_else(|| pidfd_open(pid));
-                    guard.pids.insert(0, pid);
-                    reap(stage1)?;
-                    guard.pids.retain(|p| *p != stage1);
+                    pidfd = guard.adopt(stage1, pid, fd)?;
                     // The init waits for this: its own messages must come after the pid.
                     reply(Msg::Continue)?;
                 }

@@ -147,14 +147,9 @@ pub(crate) fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Child: join, then create. A new user namespace is created alone first and
-/// `in_user_ns` runs in it (the parent writes the id maps, the process becomes its root), so
-/// that the other namespaces are created by its root: objects they make at creation, such as
-/// the IPC namespace's mqueue filesystem root, belong to the container's root rather than to
-/// an unmapped host id. Time namespace offsets must be written before any process is created
-/// in the new time namespace (time_namespaces(7)).
-pub(crate) fn enter(plan: &Plan, in_user_ns: impl FnOnce() -> CResult) -> CResult {
-    for (i, (nstype, fd)) in plan.joins.iter().enumerate() {
+/// Child: setns(2) into each (nstype, fd), in order (create, and exec into a container).
+pub(crate) fn join(joins: &[(c_int, OwnedFd)]) -> CResult {
+    for (i, (nstype, fd)) in joins.iter().enumerate() {
         // SAFETY: plain syscall on an fd we own.
         sys::check(
             unsafe { libc::setns(fd.as_raw_fd(), *nstype) } as i64,
@@ -162,6 +157,17 @@ pub(crate) fn enter(plan: &Plan, in_user_ns: impl FnOnce() -> CResult) -> CResul
             i,
         )?;
     }
+    Ok(())
+}
+
+/// Child: join, then create. A new user namespace is created alone first and
+/// `in_user_ns` runs in it (the parent writes the id maps, the process becomes its root), so
+/// that the other namespaces are created by its root: objects they make at creation, such as
+/// the IPC namespace's mqueue filesystem root, belong to the container's root rather than to
+/// an unmapped host id. Time namespace offsets must be written before any process is created
+/// in the new time namespace (time_namespaces(7)).
+pub(crate) fn enter(plan: &Plan, in_user_ns: impl FnOnce() -> CResult) -> CResult {
+    join(&plan.joins)?;
     let mut rest = plan.unshare;
     if plan.new_user() {
         // SAFETY: plain syscall.

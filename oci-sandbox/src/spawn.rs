@@ -118,7 +118,9 @@ pub(crate) fn clone_process(
         CLONE3.load(Ordering::Relaxed)
     };
     let mut try_cgroup = cgroup >= 0 && level == CLONE3_FULL;
-    while level != CLONE3_NONE && CLONE3.load(Ordering::Relaxed) != CLONE3_NONE {
+    // Each refusal below either returns, gives up the cgroup (once), or leaves for clone(2).
+    let mut use_clone3 = level != CLONE3_NONE;
+    while use_clone3 {
         let mut pidfd: c_int = -1;
         let mut args = CloneArgs {
             flags,
@@ -152,7 +154,7 @@ pub(crate) fn clone_process(
         match sys::errno() {
             libc::ENOSYS => {
                 CLONE3.store(CLONE3_NONE, Ordering::Relaxed);
-                break;
+                use_clone3 = false;
             }
             libc::E2BIG if try_cgroup => {
                 CLONE3.store(CLONE3_NO_CGROUP, Ordering::Relaxed);
@@ -167,7 +169,7 @@ pub(crate) fn clone_process(
             // flags are asked for here, so EPERM can only be such a filter.
             libc::EPERM => {
                 CLONE3.store(CLONE3_NONE, Ordering::Relaxed);
-                break;
+                use_clone3 = false;
             }
             e => return Err(e),
         }
@@ -225,21 +227,21 @@ pub(crate) fn fork_sibling(sock: c_int, legacy: bool) -> CResult<bool> {
     if c.pid == 0 {
         return Ok(true);
     }
-    let sent = if c.pidfd >= 0 {
-        sync::send_fd(sock, Msg::InitPid(c.pid), c.pidfd)
-    } else {
-        sync::send(sock, Msg::InitPid(c.pid))
-    };
-    sent.map_err(|e| sys::fail(Step::Sync, 0, e))?;
+    sync::send_fd(sock, Msg::InitPid(c.pid), c.pidfd).map_err(|e| sys::fail(Step::Sync, 0, e))?;
     Ok(false)
 }
 
 /// Stage 1 of a create; `in_cgroup` is whether it was born in the cgroup2 part.
 pub(crate) fn stage1(p: &ChildPlan, in_cgroup: bool) -> ! {
-    match stage1_inner(p, in_cgroup) {
+    exit_with(p.sock, stage1_inner(p, in_cgroup))
+}
+
+/// Ends a stage-1 process: 0 on success, else its error sent to the runtime and 1.
+pub(crate) fn exit_with(sock: c_int, r: CResult) -> ! {
+    match r {
         Ok(()) => sys::exit_now(0),
         Err(e) => {
-            let _ = sync::send(p.sock, Msg::Error(e));
+            let _ = sync::send(sock, Msg::Error(e));
             sys::exit_now(1)
         }
     }

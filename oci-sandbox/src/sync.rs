@@ -70,28 +70,15 @@ impl Msg {
 
 /// Sends one message; usable in the child (no allocation).
 pub(crate) fn send(fd: c_int, msg: Msg) -> Result<(), i32> {
-    let buf = msg.encode();
-    loop {
-        // SAFETY: valid buffer; MSG_NOSIGNAL so a dead peer is EPIPE, not SIGPIPE.
-        let r = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-        if r < 0 && sys::errno() == libc::EINTR {
-            continue;
-        }
-        return if r == buf.len() as isize {
-            Ok(())
-        } else if r < 0 {
-            Err(sys::errno())
-        } else {
-            Err(libc::EIO)
-        };
-    }
+    send_fd(fd, msg, -1)
 }
 
 /// Room for one `cmsghdr` carrying one fd (CMSG_SPACE(4) is 24 on 64-bit Linux), aligned.
 #[repr(C, align(8))]
 struct CmsgBuf([u8; 32]);
 
-/// Sends one message with `fd` attached (SCM_RIGHTS); usable in the child (no allocation).
+/// Sends one message with `fd` attached (SCM_RIGHTS), or alone when `fd` is -1; usable in the
+/// child (no allocation).
 pub(crate) fn send_fd(sock: c_int, msg: Msg, fd: c_int) -> Result<(), i32> {
     let buf = msg.encode();
     let mut iov = libc::iovec {
@@ -102,18 +89,21 @@ pub(crate) fn send_fd(sock: c_int, msg: Msg, fd: c_int) -> Result<(), i32> {
     // SAFETY: msghdr is plain data; every pointer in it refers to the buffers above, which
     // outlive the call; the CMSG_* macros stay inside `cmsg` (CMSG_SPACE(4) <= 32).
     unsafe {
-        let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
         let mut mh: libc::msghdr = std::mem::zeroed();
         mh.msg_iov = &mut iov;
         mh.msg_iovlen = 1;
-        mh.msg_control = cmsg.0.as_mut_ptr().cast();
-        mh.msg_controllen = space.min(cmsg.0.len()) as _;
-        let c = libc::CMSG_FIRSTHDR(&mh);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<c_int>(), fd);
+        if fd >= 0 {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
+            mh.msg_control = cmsg.0.as_mut_ptr().cast();
+            mh.msg_controllen = space.min(cmsg.0.len()) as _;
+            let c = libc::CMSG_FIRSTHDR(&mh);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<c_int>(), fd);
+        }
         loop {
+            // MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE.
             let r = libc::sendmsg(sock, &mh, libc::MSG_NOSIGNAL);
             if r < 0 && sys::errno() == libc::EINTR {
                 continue;
