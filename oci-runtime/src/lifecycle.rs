@@ -703,9 +703,11 @@ impl Runtime {
 /// same for socket-activation fds.
 fn close_on_exec(n: u32) {
     for fd in 3..3u32.saturating_add(n) {
-        // SAFETY: F_SETFD on a number the caller declared as an open fd to pass; on a closed
-        // one it fails with EBADF, which the container's set-up then reports.
-        unsafe { libc::fcntl(fd as i32, libc::F_SETFD, libc::FD_CLOEXEC) };
+        // SAFETY: F_SETFD on a number the caller declared as an open fd to pass
+        // (check_preserve_fds made sure of it); stop at the first that is not.
+        if unsafe { libc::fcntl(fd as i32, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+            break;
+        }
     }
 }
 
