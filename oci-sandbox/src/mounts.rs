@@ -1380,7 +1380,10 @@ fn unescape_mountinfo(field: &str) -> PathBuf {
             .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match octal {
             Some(d) if b[i] == b'\\' => {
-                out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
+                out.push(
+                    d.iter()
+                        .fold(0u8, |n, c| n.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
                 i += 4;
             }
             _ => {
@@ -1406,4 +1409,28 @@ pub(crate) fn readonly_root(plan: &Plan) -> CResult {
         r.map_err(|e| sys::fail(Step::ReadonlyRoot, 0, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded_and_odd_ones_kept() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), PathBuf::from("/a b"));
+        assert_eq!(unescape_mountinfo("/x\\134y"), PathBuf::from("/x\\y"));
+        // Not an escape the kernel makes: no panic, bytes kept or wrapped, never out of range.
+        assert_eq!(unescape_mountinfo("/q\\9"), PathBuf::from("/q\\9"));
+        let _ = unescape_mountinfo("/z\\777");
+    }
+
+    #[test]
+    fn the_mount_holding_a_path_is_the_longest_mount_point_above_it() {
+        // / is always a mount point; /proc too on any Linux this runs on.
+        assert_eq!(
+            mount_point_of(Path::new("/proc/self")).unwrap(),
+            PathBuf::from("/proc")
+        );
+        assert_eq!(mount_point_of(Path::new("/")).unwrap(), PathBuf::from("/"));
+    }
 }
