@@ -39,7 +39,12 @@ impl Drop for Forwarder {
 
 /// Copies our terminal's size to the container's pty.
 pub fn resize(master: i32) {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize.
     unsafe {
         if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {

@@ -812,10 +812,9 @@ fn signal_init(record: &ContainerRecord, pid: i32, signal: i32) -> Result<()> {
 pub(crate) fn send_console(path: &Path, master: &OwnedFd) -> Result<()> {
     use std::os::unix::net::UnixStream;
     let stream = UnixStream::connect(path).map_err(|e| Error::io(path, e))?;
-    let fds = [master.as_raw_fd()];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);
-    let borrowed = [unsafe { std::os::fd::BorrowedFd::borrow_raw(fds[0]) }];
+    let borrowed = [std::os::fd::AsFd::as_fd(master)];
     cmsg.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed));
     // runc sends the name of the pty as the payload ("/dev/ptmx" style); any byte works for
     // the receivers (conmon, containerd), which read the fd.

@@ -66,8 +66,8 @@ pub(crate) fn plan(c: Option<&LinuxCapabilities>) -> Result<Option<Plan>> {
 pub(crate) fn drop_bounding(p: &Plan) -> CResult {
     for i in 0..=p.last_cap {
         if p.bounding & (1 << i) == 0 {
-            // SAFETY: plain prctl.
             sys::check(
+                // SAFETY: plain prctl.
                 unsafe { libc::prctl(libc::PR_CAPBSET_DROP, i as libc::c_ulong, 0, 0, 0) } as i64,
                 Step::CapBounding,
                 i as usize,
@@ -114,14 +114,14 @@ pub(crate) fn apply(p: &Plan) -> CResult {
             inheritable: i[1],
         },
     ];
-    // SAFETY: header and two data structs as capset(2) v3 expects.
     sys::check(
+        // SAFETY: header and two data structs as capset(2) v3 expects.
         unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) },
         Step::Capset,
         0,
     )?;
-    // SAFETY: plain prctl.
     sys::check(
+        // SAFETY: plain prctl.
         unsafe {
             libc::prctl(
                 libc::PR_CAP_AMBIENT,

@@ -92,8 +92,8 @@ fn with_slave(
     bind_console: bool,
 ) -> CResult {
     if let Some(ws) = size {
-        // SAFETY: ioctl with a pointer to a winsize prepared before fork.
         check(
+            // SAFETY: ioctl with a pointer to a winsize prepared before fork.
             unsafe { libc::ioctl(slave, libc::TIOCSWINSZ, ws as *const libc::winsize) },
             3,
         )?;

@@ -383,6 +383,7 @@ fn open_procs(files: &[PathBuf]) -> Result<spawn::CgroupJoin> {
         if join.dir.is_none() {
             // SAFETY: fstatfs on an open fd into a zeroed struct.
             let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            // SAFETY: fstatfs on an open fd into a valid struct.
             if unsafe { libc::fstatfs(procs.as_raw_fd(), &mut st) } == 0
                 && st.f_type as libc::c_long == CGROUP2_SUPER_MAGIC
             {

@@ -84,8 +84,10 @@ pub(crate) fn apply(l: &ExecLabel) -> crate::sys::CResult {
             last = crate::sys::errno();
             continue;
         }
+        // SAFETY: fd is open for writing; the buffer was prepared before fork.
         let n = unsafe { libc::write(fd, l.data.as_ptr().cast(), l.data.len()) };
         let err = crate::sys::errno();
+        // SAFETY: fd is ours and closed once.
         unsafe { libc::close(fd) };
         if n < 0 || n as usize != l.data.len() {
             return Err(crate::sys::fail(

@@ -333,6 +333,7 @@ fn copy_tree(src: &std::os::fd::OwnedFd, dst: &Path, depth: usize) -> Result<()>
         let name = entry.file_name();
         let name_c = cstr(name.as_bytes(), "mounts[].destination")?;
         let target = dst.join(&name);
+        // SAFETY: libc::stat is plain data; all zeroes is a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: fstatat(2) relative to our dir fd, not following a symlink.
         if unsafe { libc::fstatat(fd, name_c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {

@@ -150,8 +150,8 @@ pub(crate) fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {
 /// Child: setns(2) into each (nstype, fd), in order (create, and exec into a container).
 pub(crate) fn join(joins: &[(c_int, OwnedFd)]) -> CResult {
     for (i, (nstype, fd)) in joins.iter().enumerate() {
-        // SAFETY: plain syscall on an fd we own.
         sys::check(
+            // SAFETY: plain syscall on an fd we own.
             unsafe { libc::setns(fd.as_raw_fd(), *nstype) } as i64,
             Step::Setns,
             i,
@@ -170,8 +170,8 @@ pub(crate) fn enter(plan: &Plan, in_user_ns: impl FnOnce() -> CResult) -> CResul
     join(&plan.joins)?;
     let mut rest = plan.unshare;
     if plan.new_user() {
-        // SAFETY: plain syscall.
         sys::check(
+            // SAFETY: plain syscall.
             unsafe { libc::unshare(libc::CLONE_NEWUSER) } as i64,
             Step::Unshare,
             0,

@@ -340,16 +340,16 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
     // root with all its capabilities (SCHED_FIFO/RR and IOPRIO_CLASS_RT need CAP_SYS_NICE or
     // CAP_SYS_ADMIN), after its other settings; they survive execve.
     if let Some(persona) = p.personality {
-        // SAFETY: personality(2) takes a plain value.
         sys::check(
+            // SAFETY: personality(2) takes a plain value.
             unsafe { libc::syscall(libc::SYS_personality, persona) },
             Step::Personality,
             0,
         )?;
     }
     if let Some(attr) = &p.scheduler {
-        // SAFETY: sched_setattr(2) on ourselves (pid 0) with a sched_attr prepared before fork.
         sys::check(
+            // SAFETY: sched_setattr(2) on ourselves (pid 0) with a sched_attr prepared before fork.
             unsafe {
                 libc::syscall(
                     libc::SYS_sched_setattr,
@@ -365,8 +365,8 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
     if let Some(prio) = p.io_priority {
         // config.md: the ioPriority applies to all the container's processes: set on the init
         // (IOPRIO_WHO_PROCESS 1, pid 0), it is inherited by every process it forks.
-        // SAFETY: ioprio_set(2) with plain values.
         sys::check(
+            // SAFETY: ioprio_set(2) with plain values.
             unsafe { libc::syscall(libc::SYS_ioprio_set, 1 as libc::c_int, 0, prio) },
             Step::IoPriority,
             0,
@@ -377,8 +377,8 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
     // directory (the fifo's fd is no directory: chdir through it fails).
     sys::close_others(keep)?;
     for fd in 3..3 + p.preserve_fds as c_int {
-        // SAFETY: fcntl(2) on an fd the caller passes; F_SETFD 0 clears FD_CLOEXEC.
         sys::check(
+            // SAFETY: fcntl(2) on an fd the caller passes; F_SETFD 0 clears FD_CLOEXEC.
             unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } as i64,
             Step::PreserveFds,
             fd as usize,
@@ -443,6 +443,7 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
     for (i, c) in p.candidates.iter().enumerate() {
         // SAFETY: plain syscalls with valid buffers.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: NUL-terminated path prepared before fork, st a valid out-pointer.
         if unsafe { libc::stat(c.as_ptr(), &mut st) } < 0 {
             continue;
         }
@@ -473,8 +474,8 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
         sync::expect(sock, Msg::Start, Step::Sync)?;
     }
     if p.no_new_privs {
-        // SAFETY: plain prctl.
         sys::check(
+            // SAFETY: plain prctl.
             unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } as i64,
             Step::NoNewPrivs,
             0,

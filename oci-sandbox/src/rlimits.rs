@@ -60,8 +60,8 @@ pub(crate) fn plan(limits: &[PosixRlimit]) -> Result<Plan> {
 /// Child. Raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace.
 pub(crate) fn apply(p: &Plan) -> CResult {
     for (i, (res, lim)) in p.0.iter().enumerate() {
-        // SAFETY: valid pointer to an rlimit.
         sys::check(
+            // SAFETY: valid pointer to an rlimit.
             unsafe { libc::setrlimit(*res, lim) } as i64,
             Step::Rlimit,
             i,

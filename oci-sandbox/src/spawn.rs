@@ -328,6 +328,7 @@ mod tests {
                     // SAFETY: statfs into a zeroed struct with a NUL-terminated path.
                     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
                     let c = CString::new(*p).unwrap();
+                    // SAFETY: NUL-terminated path, st a valid out-pointer.
                     let ok = unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0;
                     ok && st.f_type as libc::c_long == 0x6367_7270
                 })
@@ -368,6 +369,7 @@ mod tests {
         if c.pidfd >= 0 {
             // SAFETY: we own the pidfd; pidfd_send_signal without siginfo.
             let pidfd = unsafe { OwnedFd::from_raw_fd(c.pidfd) };
+            // SAFETY: pidfd is open; pidfd_send_signal with a null siginfo.
             let r = unsafe {
                 libc::syscall(
                     libc::SYS_pidfd_send_signal,
@@ -448,8 +450,8 @@ mod tests {
             }
         }
         let mut status = 0;
-        // SAFETY: reaping our own child.
         assert_eq!(
+            // SAFETY: reaping our own child.
             unsafe { libc::waitpid(tester.pid, &mut status, 0) },
             tester.pid
         );
