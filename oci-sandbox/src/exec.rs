@@ -17,7 +17,7 @@ use crate::sync::{self, Msg};
 use crate::sys::{self, CResult, Step};
 use crate::{
     check_preserve_fds, console, lsm, open_procs, process, process_detail, reap, seccomp, spawn,
-    unexpected, ExitStatus, Guard, Sandbox,
+    stdio, unexpected, ExitStatus, Guard, Sandbox, Stdio, Watch,
 };
 use libc::c_int;
 use oci_spec::runtime::{LinuxPersonality, LinuxSeccomp, Process};
@@ -26,12 +26,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 /// Options of [`Sandbox::exec`] beyond the process.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct ExecOptions {
     cgroup_procs: Vec<PathBuf>,
     seccomp: Option<LinuxSeccomp>,
     preserve_fds: u32,
     personality: Option<LinuxPersonality>,
+    stdio: [Stdio; 3],
 }
 
 impl ExecOptions {
@@ -70,6 +71,27 @@ impl ExecOptions {
         self
     }
 
+    /// The process's stdin (default: the caller's fd 0); with [`Stdio::Piped`],
+    /// [`Exec::take_stdin`] gives the writing end.
+    pub fn stdin(mut self, s: Stdio) -> ExecOptions {
+        self.stdio[0] = s;
+        self
+    }
+
+    /// The process's stdout (default: the caller's fd 1); with [`Stdio::Piped`],
+    /// [`Exec::take_stdout`] gives the reading end.
+    pub fn stdout(mut self, s: Stdio) -> ExecOptions {
+        self.stdio[1] = s;
+        self
+    }
+
+    /// The process's stderr (default: the caller's fd 2); with [`Stdio::Piped`],
+    /// [`Exec::take_stderr`] gives the reading end.
+    pub fn stderr(mut self, s: Stdio) -> ExecOptions {
+        self.stdio[2] = s;
+        self
+    }
+
     /// Passes fds 3 .. 3+n to the process (runc exec `--preserve-fds`).
     pub fn preserve_fds(mut self, n: u32) -> ExecOptions {
         self.preserve_fds = n;
@@ -85,6 +107,7 @@ pub struct Exec {
     pidfd: Option<OwnedFd>,
     console: Option<OwnedFd>,
     status: Option<ExitStatus>,
+    pipes: [Option<std::fs::File>; 3],
 }
 
 impl Exec {
@@ -106,6 +129,21 @@ impl Exec {
         let s = reap(self.pid)?;
         self.status = Some(s);
         Ok(s)
+    }
+
+    /// The writing end of the process's stdin, when it was [`Stdio::Piped`] (once).
+    pub fn take_stdin(&mut self) -> Option<std::fs::File> {
+        self.pipes[0].take()
+    }
+
+    /// The reading end of the process's stdout, when it was [`Stdio::Piped`] (once).
+    pub fn take_stdout(&mut self) -> Option<std::fs::File> {
+        self.pipes[1].take()
+    }
+
+    /// The reading end of the process's stderr, when it was [`Stdio::Piped`] (once).
+    pub fn take_stderr(&mut self) -> Option<std::fs::File> {
+        self.pipes[2].take()
     }
 
     /// The pty master when `process.terminal` is true (once), as [`crate::Container::take_console`].
@@ -156,6 +194,8 @@ struct ExecPlan {
     sock: c_int,
     keep_fds: Vec<c_int>,
     final_keep: Vec<c_int>,
+    init_slot: u64,
+    stdio: [c_int; 3],
 }
 
 fn stage1(p: &ExecPlan, in_cgroup: bool) -> ! {
@@ -163,10 +203,11 @@ fn stage1(p: &ExecPlan, in_cgroup: bool) -> ! {
 }
 
 fn stage1_inner(p: &ExecPlan, in_cgroup: bool) -> CResult {
+    spawn::apply_stdio(&p.stdio)?;
     sys::close_others(&p.keep_fds)?;
     spawn::join_cgroups(&p.cgroups.procs, p.cgroups.into.filter(|_| in_cgroup))?;
     crate::namespaces::join(&p.joins)?;
-    if spawn::fork_sibling(p.sock, false)? {
+    if spawn::fork_sibling(p.sock, false, p.init_slot, false)? {
         let e = match child(p) {
             Ok(e) | Err(e) => e,
         };
@@ -218,7 +259,7 @@ impl Sandbox {
     /// let status = p.wait()?;
     /// # let _ = status; Ok(()) }
     /// ```
-    pub fn exec(pid: i32, process: &Process, options: ExecOptions) -> Result<Exec> {
+    pub fn exec(pid: i32, process: &Process, mut options: ExecOptions) -> Result<Exec> {
         lsm::check(process)?;
         check_preserve_fds(options.preserve_fds)?;
         let min_fd = 3 + options.preserve_fds as i32;
@@ -235,6 +276,14 @@ impl Sandbox {
             .as_ref()
             .map(process::plan_personality)
             .transpose()?;
+        let mut stdio = stdio::prepare(std::mem::take(&mut options.stdio), min_fd)?;
+        if process.terminal && stdio.any() {
+            return Err(Error::invalid(
+                "process.terminal",
+                "a process with a terminal has the pty as its stdio: leave stdin, stdout and stderr inherited",
+            ));
+        }
+        let slot = spawn::PidSlot::new().map_err(Error::sys("mmap", None))?;
         let joins = open_namespaces(pid)?;
         let cgroups = open_procs(&options.cgroup_procs)?;
         let (parent_sock, child_sock) =
@@ -253,29 +302,34 @@ impl Sandbox {
             sock: child_sock.as_raw_fd(),
             keep_fds,
             final_keep,
+            init_slot: slot.addr(),
+            stdio: stdio.raw(),
         };
         let mut guard = Guard {
             pids: Vec::new(),
             cgroup: None,
         };
-        let cloned = spawn::clone_process(0, plan.cgroups.dir_fd(), false, false)
+        let cloned = spawn::clone_process(0, plan.cgroups.dir_fd(), true, false, 0)
             .map_err(syscall_err("clone"))?;
         let s1 = cloned.pid;
         if s1 == 0 {
             stage1(&plan, cloned.into_cgroup);
         }
         guard.pids.push(s1);
+        let mut watch = Watch::new(s1, cloned.pidfd, &slot);
         drop(child_sock);
+        stdio.child = Default::default();
         let sock = parent_sock.as_raw_fd();
         let mut exec_pid = None;
         let mut pidfd = None;
         let mut console = None;
         loop {
-            let (msg, fd) = sync::recv_with_fd(sock).map_err(syscall_err("recv"))?;
+            let (msg, fd) = watch.recv(sock, &mut guard)?;
             match msg {
                 None => return Err(Error::ChildVanished { stage: "exec" }),
                 Some(Msg::InitPid(p)) => {
                     exec_pid = Some(p);
+                    watch.stage1_done();
                     pidfd = guard.adopt(s1, p, fd)?;
                     sync::send(sock, Msg::Continue).map_err(syscall_err("send"))?;
                 }
@@ -299,6 +353,7 @@ impl Sandbox {
             pidfd,
             console,
             status: None,
+            pipes: stdio.parent,
         })
     }
 }

@@ -41,6 +41,7 @@ mod process;
 mod rlimits;
 pub mod seccomp;
 mod spawn;
+mod stdio;
 mod sync;
 mod sys;
 
@@ -48,6 +49,7 @@ pub use error::{Error, Result};
 pub use exec::{Exec, ExecOptions};
 pub use mounts::mount_options;
 pub use oci_spec::runtime::Spec;
+pub use stdio::Stdio;
 
 use cgroups::Cgroup;
 use std::ffi::CString;
@@ -74,6 +76,8 @@ pub struct Options {
     no_pivot: bool,
     no_new_keyring: bool,
     legacy_clone: bool,
+    stdio: [Stdio; 3],
+    die_after_fork: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -83,6 +87,7 @@ impl std::fmt::Debug for Options {
             .field("bundle", &self.bundle)
             .field("exec_fifo", &self.exec_fifo)
             .field("no_pivot", &self.no_pivot)
+            .field("stdio", &self.stdio)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +104,27 @@ impl Options {
     /// container's process.
     pub fn preserve_fds(mut self, n: u32) -> Options {
         self.preserve_fds = n;
+        self
+    }
+
+    /// The container's stdin (default: the caller's fd 0). See [`Stdio`]; with
+    /// [`Stdio::Piped`], [`Container::take_stdin`] gives the writing end.
+    pub fn stdin(mut self, s: Stdio) -> Options {
+        self.stdio[0] = s;
+        self
+    }
+
+    /// The container's stdout (default: the caller's fd 1); with [`Stdio::Piped`],
+    /// [`Container::take_stdout`] gives the reading end.
+    pub fn stdout(mut self, s: Stdio) -> Options {
+        self.stdio[1] = s;
+        self
+    }
+
+    /// The container's stderr (default: the caller's fd 2); with [`Stdio::Piped`],
+    /// [`Container::take_stderr`] gives the reading end.
+    pub fn stderr(mut self, s: Stdio) -> Options {
+        self.stdio[2] = s;
         self
     }
 
@@ -184,6 +210,15 @@ impl Options {
         self
     }
 
+    /// The set-up's first process kills itself (SIGKILL) right after forking the container's
+    /// init, before telling the caller about it: for the tests of a set-up that dies, as
+    /// under the OOM killer.
+    #[doc(hidden)]
+    pub fn die_after_fork(mut self, yes: bool) -> Options {
+        self.die_after_fork = yes;
+        self
+    }
+
     /// Called by [`Container::start`] before the user's program runs (config.md
     /// "StartContainer Hooks").
     pub fn on_start_container(
@@ -236,6 +271,7 @@ pub struct Container {
     start_container: Option<Hook>,
     exec_fifo: Option<PathBuf>,
     console: Option<OwnedFd>,
+    pipes: [Option<std::fs::File>; 3],
 }
 
 impl std::fmt::Debug for Container {
@@ -352,6 +388,98 @@ impl Drop for Guard {
         if let Some(mut c) = self.cgroup.take() {
             let _ = c.kill_all();
             let _ = c.remove_in_place();
+        }
+    }
+}
+
+/// The parent's side of the sync protocol while stage 1 may still die without a word.
+struct Watch<'a> {
+    /// A pidfd of stage 1 until it reported the process it forked.
+    stage1: Option<OwnedFd>,
+    slot: &'a spawn::PidSlot,
+}
+
+impl<'a> Watch<'a> {
+    /// `pidfd` is the one clone3 gave for `stage1`, or -1.
+    fn new(stage1: i32, pidfd: libc::c_int, slot: &'a spawn::PidSlot) -> Watch<'a> {
+        let fd = if pidfd >= 0 {
+            // SAFETY: clone3 gave us this fd.
+            Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) })
+        } else {
+            pidfd_open(stage1)
+        };
+        Watch { stage1: fd, slot }
+    }
+
+    /// Stage 1 reported the pid of the process it forked: it may exit now.
+    fn stage1_done(&mut self) {
+        self.stage1 = None;
+    }
+
+    /// The next message, with its fd. `None` when the set-up processes are gone: the sync
+    /// socket's end-of-file (or ECONNRESET: a peer died with messages unread), or stage 1
+    /// exited without reporting the process it forked. That process (which holds the
+    /// socket open, waiting) is then put in the guard, to be killed and reaped: its pid is
+    /// in the slot the kernel wrote at the fork.
+    fn recv(
+        &mut self,
+        sock: libc::c_int,
+        guard: &mut Guard,
+    ) -> Result<(Option<Msg>, Option<OwnedFd>)> {
+        if let Some(p) = &self.stage1 {
+            if !wait_readable(sock, p.as_raw_fd())? {
+                if let Some(orphan) = self.slot.get() {
+                    if !guard.pids.contains(&orphan) {
+                        guard.pids.push(orphan);
+                    }
+                }
+                return Ok((None, None));
+            }
+        }
+        match sync::recv_with_fd(sock) {
+            Ok(m) => Ok(m),
+            Err(libc::ECONNRESET) => Ok((None, None)),
+            Err(e) => Err(Error::Syscall {
+                syscall: "recv",
+                path: None,
+                source: std::io::Error::from_raw_os_error(e),
+            }),
+        }
+    }
+}
+
+/// Waits until `sock` is readable (true) or the process of `pidfd` has exited with nothing
+/// left to read on `sock` (false): a message sent before the exit is queued before it, so
+/// it is looked for once more after the exit is seen.
+fn wait_readable(sock: libc::c_int, pidfd: libc::c_int) -> Result<bool> {
+    let mut fds = [
+        libc::pollfd {
+            fd: sock,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: a valid array of two pollfds.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            if sys::errno() == libc::EINTR {
+                continue;
+            }
+            return Err(Error::last_os("poll", None));
+        }
+        if fds[0].revents != 0 {
+            return Ok(true);
+        }
+        if fds[1].revents != 0 {
+            // SAFETY: a valid pollfd; zero timeout.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+            return Ok(r > 0 && fds[0].revents != 0);
         }
     }
 }
@@ -551,6 +679,14 @@ impl Sandbox {
             None => {}
         }
         let min_fd = 3 + options.preserve_fds as i32;
+        let mut stdio = stdio::prepare(std::mem::take(&mut options.stdio), min_fd)?;
+        if process.terminal && stdio.any() {
+            return Err(Error::invalid(
+                "process.terminal",
+                "a container with a terminal has the pty as its stdio: leave stdin, stdout and stderr inherited",
+            ));
+        }
+        let slot = spawn::PidSlot::new().map_err(Error::sys("mmap", None))?;
         let (parent_sock, child_sock) =
             sync::pair(min_fd).map_err(Error::sys("socketpair", None))?;
         let fifo = options
@@ -583,8 +719,11 @@ impl Sandbox {
             keep_fds,
             final_keep,
             exec_fifo: fifo_fd,
+            init_slot: slot.addr(),
+            stdio: stdio.raw(),
+            die_after_fork: options.die_after_fork,
         };
-        let cloned = spawn::clone_process(0, plan.cgroups.dir_fd(), false, plan.legacy_clone)
+        let cloned = spawn::clone_process(0, plan.cgroups.dir_fd(), true, plan.legacy_clone, 0)
             .map_err(|e| Error::Syscall {
                 syscall: "clone",
                 path: None,
@@ -595,7 +734,9 @@ impl Sandbox {
             spawn::stage1(&plan, cloned.into_cgroup);
         }
         guard.pids.push(stage1);
+        let mut watch = Watch::new(stage1, cloned.pidfd, &slot);
         drop(child_sock);
+        stdio.child = Default::default();
         if let Some(n) = notifier.as_mut() {
             n.forked();
         }
@@ -604,11 +745,7 @@ impl Sandbox {
         let mut pidfd = None;
         let mut console = None;
         loop {
-            let (msg, fd) = sync::recv_with_fd(sock).map_err(|e| Error::Syscall {
-                syscall: "recv",
-                path: None,
-                source: std::io::Error::from_raw_os_error(e),
-            })?;
+            let (msg, fd) = watch.recv(sock, &mut guard)?;
             let reply = |m| {
                 sync::send(sock, m).map_err(|e| Error::Syscall {
                     syscall: "send",
@@ -624,6 +761,7 @@ impl Sandbox {
                 }
                 Some(Msg::InitPid(pid)) => {
                     init = Some(pid);
+                    watch.stage1_done();
                     pidfd = guard.adopt(stage1, pid, fd)?;
                     // The init waits for this: its own messages must come after the pid.
                     reply(Msg::Continue)?;
@@ -671,6 +809,7 @@ impl Sandbox {
             start_container: options.start_container.take(),
             exec_fifo: options.exec_fifo.take(),
             console,
+            pipes: stdio.parent,
         })
     }
 }
@@ -844,11 +983,29 @@ impl Container {
         self.start_container = None;
         self.exec_fifo = None;
         self.console = None;
+        self.pipes = Default::default();
         // The cgroup handle only records which directories to remove: dropping it without
         // `remove` leaves them in place.
         self.cgroup = None;
         std::mem::forget(self);
         pid
+    }
+
+    /// The writing end of the container's stdin, when it was [`Stdio::Piped`] (once).
+    pub fn take_stdin(&mut self) -> Option<std::fs::File> {
+        self.pipes[0].take()
+    }
+
+    /// The reading end of the container's stdout, when it was [`Stdio::Piped`] (once).
+    /// Read it to its end while the container runs (a full pipe blocks the container); it
+    /// ends when every process of the container holding the stdout has exited.
+    pub fn take_stdout(&mut self) -> Option<std::fs::File> {
+        self.pipes[1].take()
+    }
+
+    /// The reading end of the container's stderr, when it was [`Stdio::Piped`] (once).
+    pub fn take_stderr(&mut self) -> Option<std::fs::File> {
+        self.pipes[2].take()
     }
 
     /// The pty master of a container whose `process.terminal` is true (once: the caller

@@ -54,6 +54,81 @@ pub(crate) struct ChildPlan {
     /// mount namespace: once pivot_root is done the host path is out of reach, but the fd can
     /// be reopened through `/proc/self/fd/N`. `-1` without one.
     pub exec_fifo: c_int,
+    /// Where the kernel writes the init's pid as stage 1 forks it ([`PidSlot::addr`]).
+    pub init_slot: u64,
+    /// The fds stage 1 puts at 0, 1 and 2 first thing (`-1`: keep the inherited one).
+    pub stdio: [c_int; 3],
+    /// Tests: stage 1 dies by SIGKILL right after forking the init, before reporting it.
+    pub die_after_fork: bool,
+}
+
+/// A word of memory shared (`MAP_SHARED`) between the runtime and the set-up processes it
+/// forks, into which the kernel itself writes the pid of the process stage 1 forks
+/// (`CLONE_PARENT_SETTID`), in the runtime's pid namespace, before that process runs. So
+/// when stage 1 dies before it could report that pid (the OOM killer, a SIGKILL), the
+/// runtime still knows its orphaned child (a sibling of stage 1, so the runtime's own) and
+/// can kill and reap it instead of waiting for ever on the sync socket the child holds.
+#[derive(Debug)]
+pub(crate) struct PidSlot(std::ptr::NonNull<libc::c_void>);
+
+const SLOT_LEN: usize = 4096;
+
+impl PidSlot {
+    pub fn new() -> std::io::Result<PidSlot> {
+        // SAFETY: a fresh anonymous shared mapping; checked for MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                SLOT_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        std::ptr::NonNull::new(p)
+            .map(PidSlot)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))
+    }
+
+    /// The address to give clone as `parent_tid`.
+    pub fn addr(&self) -> u64 {
+        self.0.as_ptr() as u64
+    }
+
+    /// The pid the kernel wrote, if stage 1 forked.
+    pub fn get(&self) -> Option<i32> {
+        // SAFETY: the mapping is page-aligned, lives as long as `self` and is zeroed at
+        // creation; the kernel writes the word whole.
+        let v = unsafe {
+            (*self.0.as_ptr().cast::<std::sync::atomic::AtomicI32>()).load(Ordering::SeqCst)
+        };
+        (v > 0).then_some(v)
+    }
+}
+
+impl Drop for PidSlot {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, not referenced after this.
+        unsafe { libc::munmap(self.0.as_ptr(), SLOT_LEN) };
+    }
+}
+
+/// Puts the caller's stdio choices at 0, 1 and 2 (dup2 clears close-on-exec on the copy).
+/// The sources are at fd numbers above 2, made by the parent. Usable in the child.
+pub(crate) fn apply_stdio(stdio: &[c_int; 3]) -> CResult {
+    for (target, &src) in stdio.iter().enumerate() {
+        if src >= 0 {
+            let r =
+                // SAFETY: dup2(2) of an fd the parent made onto 0-2.
+                unsafe { libc::dup2(src, target as c_int) };
+            sys::check(r as i64, Step::Stdio, target)?;
+        }
+    }
+    Ok(())
 }
 
 /// What [`clone_process`] made.
@@ -89,6 +164,7 @@ struct CloneArgs {
 /// `CLONE_ARGS_SIZE_VER0`: the struct of Linux 5.3, without `set_tid` and `cgroup`.
 const CLONE_ARGS_SIZE_VER0: usize = 64;
 const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// What this kernel was found to support, learnt on the first clone (before any fork, so
@@ -105,13 +181,21 @@ const CLONE3_NONE: u8 = 2;
 /// when the kernel refuses it for this cgroup (joining through `cgroup.procs` then reports
 /// the real reason), and to clone(2) before 5.3 (ENOSYS) or under a seccomp filter that
 /// refuses clone3 (EPERM); `legacy` forces clone(2).
-/// `flags` may add `CLONE_PARENT`. Usable in the child (no allocation).
+/// `flags` may add `CLONE_PARENT`. A non-zero `parent_tid` is where the kernel writes the
+/// child's pid in the caller (`CLONE_PARENT_SETTID`; see [`PidSlot`]). Usable in the child
+/// (no allocation).
 pub(crate) fn clone_process(
     flags: u64,
     cgroup: c_int,
     want_pidfd: bool,
     legacy: bool,
+    parent_tid: u64,
 ) -> Result<Cloned, i32> {
+    let flags = if parent_tid != 0 {
+        flags | CLONE_PARENT_SETTID
+    } else {
+        flags
+    };
     let level = if legacy {
         CLONE3_NONE
     } else {
@@ -131,6 +215,7 @@ pub(crate) fn clone_process(
             } else {
                 libc::SIGCHLD as u64
             },
+            parent_tid,
             ..CloneArgs::default()
         };
         if want_pidfd {
@@ -174,13 +259,13 @@ pub(crate) fn clone_process(
             e => return Err(e),
         }
     }
-    // SAFETY: as above, with clone(2).
+    // SAFETY: as above, with clone(2); `parent_tid` is its third argument on x86 and x86-64.
     let r = unsafe {
         libc::syscall(
             libc::SYS_clone,
             flags | libc::SIGCHLD as u64,
             0usize,
-            0usize,
+            parent_tid as usize,
             0usize,
             0usize,
         )
@@ -221,11 +306,22 @@ pub(crate) fn join_cgroups(procs: &[OwnedFd], skip: Option<usize>) -> CResult {
 
 /// Stage 1 forks the process (init, or exec'd process) as a sibling (`CLONE_PARENT`), so
 /// that the runtime is its parent, and sends its pid, with a pidfd when the kernel gives one.
-pub(crate) fn fork_sibling(sock: c_int, legacy: bool) -> CResult<bool> {
-    let c = clone_process(libc::CLONE_PARENT as u64, -1, true, legacy)
+/// `slot` is the [`PidSlot`] address.
+/// `die_silently` (tests only) makes stage 1 kill itself instead, as the OOM killer may.
+pub(crate) fn fork_sibling(
+    sock: c_int,
+    legacy: bool,
+    slot: u64,
+    die_silently: bool,
+) -> CResult<bool> {
+    let c = clone_process(libc::CLONE_PARENT as u64, -1, true, legacy, slot)
         .map_err(|e| sys::fail(Step::CloneInit, 0, e))?;
     if c.pid == 0 {
         return Ok(true);
+    }
+    if die_silently {
+        // SAFETY: kill(2) of this process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }
     sync::send_fd(sock, Msg::InitPid(c.pid), c.pidfd).map_err(|e| sys::fail(Step::Sync, 0, e))?;
     Ok(false)
@@ -248,6 +344,7 @@ pub(crate) fn exit_with(sock: c_int, r: CResult) -> ! {
 }
 
 fn stage1_inner(p: &ChildPlan, in_cgroup: bool) -> CResult {
+    apply_stdio(&p.stdio)?;
     sys::close_others(&p.keep_fds)?;
     join_cgroups(&p.cgroups.procs, p.cgroups.into.filter(|_| in_cgroup))?;
     namespaces::enter(&p.ns, || {
@@ -257,7 +354,7 @@ fn stage1_inner(p: &ChildPlan, in_cgroup: bool) -> CResult {
         sys::check(sys::setresuid(0), Step::SetIdsRoot, 0)?;
         Ok(())
     })?;
-    if fork_sibling(p.sock, p.legacy_clone)? {
+    if fork_sibling(p.sock, p.legacy_clone, p.init_slot, p.die_after_fork)? {
         init(p);
     }
     Ok(())
@@ -347,7 +444,7 @@ mod tests {
 
     /// Clones a child that only waits for a signal; returns what clone_process reported.
     fn paused_child(cgroup: c_int, legacy: bool) -> Cloned {
-        let c = clone_process(0, cgroup, true, legacy).unwrap();
+        let c = clone_process(0, cgroup, true, legacy, 0).unwrap();
         if c.pid == 0 {
             loop {
                 // SAFETY: pause(2) only; the child never returns into the test harness.
@@ -422,7 +519,7 @@ mod tests {
             filter: program.instructions().as_ptr(),
         };
         // The filter goes into a throwaway child (forked the old way), which then spawns.
-        let tester = clone_process(0, -1, false, true).unwrap();
+        let tester = clone_process(0, -1, false, true, 0).unwrap();
         if tester.pid == 0 {
             // SAFETY: raw syscalls on memory prepared before the fork; the child never
             // returns into the test harness.
@@ -432,7 +529,7 @@ mod tests {
                 if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, f) != 0 {
                     libc::_exit(2);
                 }
-                let code = match clone_process(0, -1, true, false) {
+                let code = match clone_process(0, -1, true, false, 0) {
                     Ok(c) if c.pid == 0 => libc::_exit(0),
                     Ok(c) if c.pidfd == -1 => {
                         let mut status = 0;

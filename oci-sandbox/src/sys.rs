@@ -89,6 +89,7 @@ steps! {
     Lsm => "write the LSM label to /proc/self/attr",
     Setsid => "setsid",
     PreserveFds => "pass the preserved fds (not open in the runtime?)",
+    Stdio => "set up stdin, stdout and stderr",
 }
 
 /// A failure in the child: which step, which element of that step's plan, which errno.
