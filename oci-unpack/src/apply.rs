@@ -889,6 +889,9 @@ impl<'a> Applier<'a> {
     }
 
     /// Flat form: removes `name` in `dir` except what this layer wrote there.
+    ///
+    /// Directories this layer wrote are walked by their path from the root, one at a time,
+    /// so no descriptor is held per level of a deep tree.
     fn hide_lower(&mut self, dir: BorrowedFd<'_>, key: Vec<u8>, name: &[u8]) -> io::Result<()> {
         if !self.keep.contains(&key) {
             return remove_all_at(dir, name, self.rootless);
@@ -896,12 +899,20 @@ impl<'a> Applier<'a> {
         if type_at(dir, name)? != Some(FileType::Directory) {
             return Ok(());
         }
-        let sub = open_dir_at(dir, os(name))?;
-        for child in list_dir(sub.as_fd())? {
-            let mut k = key.clone();
-            k.push(b'/');
-            k.extend_from_slice(&child);
-            self.hide_lower(sub.as_fd(), k, &child)?;
+        let mut todo = vec![key];
+        while let Some(key) = todo.pop() {
+            let sub = self.root.resolve_dir(&clean(&key))?;
+            let sub = open_dir_at(&sub, ".")?;
+            for child in list_dir(sub.as_fd())? {
+                let mut k = key.clone();
+                k.push(b'/');
+                k.extend_from_slice(&child);
+                if !self.keep.contains(&k) {
+                    remove_all_at(sub.as_fd(), &child, self.rootless)?;
+                } else if type_at(sub.as_fd(), &child)? == Some(FileType::Directory) {
+                    todo.push(k);
+                }
+            }
         }
         Ok(())
     }

@@ -56,6 +56,18 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The blob's first bytes are another compression than its media type names (image-spec
+    /// layer.md: the media type decides). [`crate::Unpacker::lenient`] accepts it.
+    #[error("layer {digest}: media type {media_type:?} but the blob is {detected} (refused: the media type decides; use a lenient unpacker to follow the bytes)")]
+    CompressionMismatch {
+        /// The layer blob's digest.
+        digest: Digest,
+        /// The descriptor's media type.
+        media_type: String,
+        /// What the first bytes are: `gzip`, `zstd` or `an uncompressed tar`.
+        detected: &'static str,
+    },
+
     /// The uncompressed tar does not hash to the `diff_id` the image config lists for it
     /// (config.md, `rootfs.diff_ids`).
     #[error("layer {digest}: diff_id mismatch: the image config says {expected}, the uncompressed tar is {actual}")]

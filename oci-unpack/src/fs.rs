@@ -147,37 +147,90 @@ pub(crate) fn type_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<Fil
 /// Removes `name` from `dir` whatever it is; a directory goes with everything below it. The
 /// walk is fd-based and never follows a symlink (a symlink is removed, not its target).
 ///
+/// It holds two descriptors whatever the depth (a tree 2048 levels deep must not need 2048
+/// open files): it goes down by name and back up by `..`, checking that `..` is the directory
+/// it came from (device and inode), and keeps only the names still to remove at each level.
+///
 /// `force_perms` gives a directory `u+rwx` before it is listed, for a non-root caller whose
 /// image holds directories with mode 000.
 pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8], force_perms: bool) -> io::Result<()> {
+    if !unlink_or_dir(dir, name)? {
+        return Ok(());
+    }
+    if force_perms {
+        let _ = rfs::chmodat(dir, os(name), Mode::from_raw_mode(0o700), AtFlags::empty());
+    }
+    let mut cur = open_dir_at(dir, os(name))?;
+    let mut levels: Vec<Level> = vec![(name.to_vec(), (0, 0), list_dir(cur.as_fd())?)];
+    loop {
+        let child = levels.last_mut().and_then(|l| l.2.pop());
+        if let Some(child) = child {
+            if !unlink_or_dir(cur.as_fd(), &child)? {
+                continue;
+            }
+            if force_perms {
+                let _ = rfs::chmodat(
+                    &cur,
+                    os(&child),
+                    Mode::from_raw_mode(0o700),
+                    AtFlags::empty(),
+                );
+            }
+            let sub = open_dir_at(&cur, os(&child))?;
+            let names = list_dir(sub.as_fd())?;
+            levels.push((child, identity(cur.as_fd())?, names));
+            cur = sub;
+            continue;
+        }
+        // `cur` is empty now.
+        let Some((done, parent_id, _)) = levels.pop() else {
+            return Ok(());
+        };
+        if levels.is_empty() {
+            drop(cur);
+            return match rfs::unlinkat(dir, os(&done), AtFlags::REMOVEDIR) {
+                Ok(()) | Err(Errno::NOENT) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let parent = open_dir_at(&cur, "..")?;
+        if identity(parent.as_fd())? != parent_id {
+            return Err(io::Error::other(
+                "a directory was moved while its tree was being removed",
+            ));
+        }
+        cur = parent;
+        match rfs::unlinkat(&cur, os(&done), AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One directory of [`remove_all_at`]'s walk: its name in its parent, the parent's identity,
+/// the names left to remove in it.
+type Level = (Vec<u8>, (u64, u64), Vec<Vec<u8>>);
+
+/// Unlinks `name` in `dir` unless it is a directory: true if it is one (and still there).
+fn unlink_or_dir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<bool> {
     match rfs::unlinkat(dir, os(name), AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => return Ok(()),
+        Ok(()) | Err(Errno::NOENT) => return Ok(false),
         // unlink(2) on a directory: EISDIR on Linux, EPERM by POSIX.
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
         Err(e) => return Err(e.into()),
     }
     if type_at(dir, name)? != Some(FileType::Directory) {
         // EPERM on a non-directory is a real permission error: retry to report it.
-        return rfs::unlinkat(dir, os(name), AtFlags::empty()).map_err(Into::into);
+        rfs::unlinkat(dir, os(name), AtFlags::empty())?;
+        return Ok(false);
     }
-    if force_perms {
-        let _ = rfs::chmodat(dir, os(name), Mode::from_raw_mode(0o700), AtFlags::empty());
-    }
-    let sub = open_dir_at(dir, os(name))?;
-    clear_dir(sub.as_fd(), force_perms)?;
-    drop(sub);
-    match rfs::unlinkat(dir, os(name), AtFlags::REMOVEDIR) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(true)
 }
 
-/// Removes everything inside the directory `dir`.
-pub(crate) fn clear_dir(dir: BorrowedFd<'_>, force_perms: bool) -> io::Result<()> {
-    for name in list_dir(dir)? {
-        remove_all_at(dir, &name, force_perms)?;
-    }
-    Ok(())
+/// A directory's device and inode.
+pub(crate) fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let st = rfs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// The names in directory `dir` (which must be open for reading), without `.` and `..`.

@@ -129,18 +129,29 @@ pub struct Limits {
     pub max_bytes: Option<u64>,
     /// Tar entries read (whiteouts and directories included).
     pub max_entries: Option<u64>,
-    /// Components in an entry's path or hardlink target, after cleaning.
+    /// Components in an entry's path or hardlink target, after cleaning. The default,
+    /// [`Limits::DEFAULT_MAX_DEPTH`], is the most a path the kernel can name holds, so it
+    /// refuses nothing a valid image can contain; set a lower cap against abuse.
     pub max_depth: Option<u64>,
 }
 
+impl Limits {
+    /// The default [`Limits::max_depth`]: 2048 components, the most a path fits in the
+    /// kernel's `PATH_MAX` (4096 bytes with its NUL: `a/a/…/a` with 2048 `a`s is 4095 bytes).
+    /// An entry deeper than that could not be created by any unpacker (`openat2` fails with
+    /// `ENAMETOOLONG`), so this cap only turns that failure into a clear [`Error::LimitExceeded`].
+    /// The walks that remove or hash a tree hold a bounded number of descriptors, whatever
+    /// its depth.
+    pub const DEFAULT_MAX_DEPTH: u64 = 2048;
+}
+
 impl Default for Limits {
-    /// No cap on bytes or entries; paths at most 256 components deep (deeper trees than that
-    /// are not found in real images, and removal walks hold one fd per level).
+    /// No cap on bytes or entries; paths at most [`Limits::DEFAULT_MAX_DEPTH`] components deep.
     fn default() -> Self {
         Limits {
             max_bytes: None,
             max_entries: None,
-            max_depth: Some(256),
+            max_depth: Some(Self::DEFAULT_MAX_DEPTH),
         }
     }
 }
@@ -177,6 +188,7 @@ pub struct Unpacker {
     pub(crate) uid_map: Vec<LinuxIdMapping>,
     pub(crate) gid_map: Vec<LinuxIdMapping>,
     pub(crate) limits: Limits,
+    pub(crate) lenient: bool,
     pub(crate) progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
 }
 
@@ -187,6 +199,7 @@ impl std::fmt::Debug for Unpacker {
             .field("uid_map", &self.uid_map)
             .field("gid_map", &self.gid_map)
             .field("limits", &self.limits)
+            .field("lenient", &self.lenient)
             .field("progress", &self.progress.is_some())
             .finish()
     }
@@ -207,6 +220,7 @@ impl Unpacker {
             uid_map: Vec::new(),
             gid_map: Vec::new(),
             limits: Limits::default(),
+            lenient: false,
             progress: None,
         }
     }
@@ -235,6 +249,15 @@ impl Unpacker {
     /// Sets the caps on what an unpack may write.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Lenient mode: a layer whose first bytes are another compression than its media type
+    /// names (a gzip blob labelled `application/vnd.oci.image.layer.v1.tar`, as some registries
+    /// serve) is decompressed as its bytes say. By default it is refused with
+    /// [`Error::CompressionMismatch`]: image-spec layer.md makes the media type decide.
+    pub fn lenient(mut self, lenient: bool) -> Self {
+        self.lenient = lenient;
         self
     }
 
@@ -342,23 +365,28 @@ impl Unpacker {
         deferred: &mut DeferredModes,
     ) -> Result<()> {
         let digest = descriptor.digest();
-        match oci_image::media_type::kind(descriptor.media_type()) {
-            // Unknown types are read by their magic bytes (some registries label layers
-            // loosely); what is known to be something else is refused.
-            Kind::Layer { .. } | Kind::Other => {}
+        let expected = match oci_image::media_type::kind(descriptor.media_type()) {
+            // image-spec layer.md: the media type decides the compression; the bytes are
+            // checked against it. Lenient unpackers follow the bytes.
+            Kind::Layer { compression, .. } if !self.lenient => Some(compression),
+            Kind::Layer { .. } => None,
+            // Unknown types say nothing about compression: read by their magic bytes. What is
+            // known to be something else is refused.
+            Kind::Other => None,
             _ => {
                 return Err(Error::NotALayer {
                     digest: digest.clone(),
                     media_type: descriptor.media_type().to_string(),
                 })
             }
-        }
+        };
         let ((tx, rx), (recycle_tx, recycle_rx)) = stream::channels();
         let (applied, produced) = std::thread::scope(|s| {
             let producer = s.spawn(|| {
                 stream::produce(
                     blob,
                     digest,
+                    expected,
                     diff_id.map(|d| d.algorithm()),
                     &counters.bytes_read,
                     tx,
@@ -391,6 +419,13 @@ impl Unpacker {
                     source: Box::new(oci_image::Error::from_io(digest.to_string(), e)),
                 })
             }
+            Err(stream::ProducerError::Mismatch { detected }) => {
+                return Err(Error::CompressionMismatch {
+                    digest: digest.clone(),
+                    media_type: descriptor.media_type().to_string(),
+                    detected: compression_name(detected),
+                })
+            }
             Err(stream::ProducerError::Decompress(e)) => {
                 return Err(Error::Decompress {
                     digest: digest.clone(),
@@ -410,6 +445,14 @@ impl Unpacker {
             }
         }
         Ok(())
+    }
+}
+
+fn compression_name(c: oci_image::media_type::Compression) -> &'static str {
+    match c {
+        oci_image::media_type::Compression::None => "an uncompressed tar",
+        oci_image::media_type::Compression::Gzip => "gzip",
+        oci_image::media_type::Compression::Zstd => "zstd",
     }
 }
 

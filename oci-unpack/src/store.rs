@@ -413,6 +413,35 @@ impl LayerStore {
         }
     }
 
+    /// The lower directories of an overlay of `chain_ids`, top first, down to the first layer
+    /// whose root directory is opaque.
+    ///
+    /// layer.md "Opaque Whiteout": `.wh..wh..opq` at a layer's root hides every lower entry,
+    /// which is exactly what the layer's directory gets as `overlay.opaque`; but overlayfs
+    /// ignores that xattr on the root of a lower layer (it merges the roots of all layers
+    /// whatever they carry), so the layers below such a layer are not stacked at all.
+    fn visible_lowers(&self, chain_ids: &[Digest], userxattr: bool) -> Result<Vec<PathBuf>> {
+        let key = format!(
+            "{}overlay.opaque",
+            if userxattr { "user." } else { "trusted." }
+        );
+        let mut lowers = Vec::new();
+        for c in chain_ids.iter().rev() {
+            let diff = self.diff_path(c);
+            let mut v = [0u8; 8];
+            let opaque = match rustix::fs::getxattr(&diff, key.as_str(), &mut v) {
+                Ok(n) => &v[..n] == b"y",
+                Err(Errno::NODATA) | Err(Errno::NOTSUP) | Err(Errno::RANGE) => false,
+                Err(e) => return Err(Error::io(&diff, e)),
+            };
+            lowers.push(diff);
+            if opaque {
+                break;
+            }
+        }
+        Ok(lowers)
+    }
+
     /// Mounts the overlay of the layers `chain_ids` (base first, as [`LayerStore::prepare`]
     /// returns them) for one container: `container_dir/upper` and `container_dir/work` are
     /// created fresh (they must not exist), and the merged tree appears at
@@ -461,8 +490,8 @@ impl LayerStore {
             op: op.to_string(),
             source: e.into(),
         };
-        let lowers: Vec<PathBuf> = chain_ids.iter().rev().map(|c| self.diff_path(c)).collect();
         let userxattr = self.userxattr(chain_ids, &merged)?;
+        let lowers = self.visible_lowers(chain_ids, userxattr)?;
         match mount_lowerdir_plus(&lowers, &upper, &work, &merged, userxattr) {
             Ok(()) => {}
             // `lowerdir+` is Linux 6.8. Older kernels refuse it with EINVAL: 6.5 to 6.7 when

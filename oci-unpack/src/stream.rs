@@ -1,8 +1,10 @@
 //! From a layer blob to a verified tar stream.
 //!
-//! The blob is read, counted (for progress), decompressed (by magic bytes: image-spec layer.md
-//! "`+gzip` Media Types" and "`+zstd` Media Types"; a layer labelled `tar` that is really gzip,
-//! as some registries serve, is still read), and the uncompressed bytes are hashed for the
+//! The blob is read, counted (for progress), decompressed as its descriptor's media type says
+//! (image-spec layer.md "`+gzip` Media Types" and "`+zstd` Media Types"; the first bytes are
+//! checked against it, and a mismatch is refused unless the unpacker is lenient, which then
+//! follows the bytes, as for media types this crate does not know), and the uncompressed bytes
+//! are hashed for the
 //! diff_id (config.md, `rootfs.diff_ids`) on a producer thread, which hands chunks to the thread
 //! that applies tar entries. This is what `tar -xzf` gets from running gzip as a separate
 //! process: decompression and hashing overlap with file creation. The channel is bounded, so
@@ -40,6 +42,11 @@ pub(crate) enum ProducerError {
     Read(io::Error),
     /// The decoder refused the stream.
     Decompress(io::Error),
+    /// The first bytes are not the compression the media type names.
+    Mismatch {
+        /// What the bytes look like.
+        detected: Compression,
+    },
 }
 
 /// Counts bytes read from the blob into a shared counter.
@@ -94,12 +101,16 @@ fn untag(e: io::Error) -> ProducerError {
 /// The blob is read to its very end even after the decoder stops, so a verifying reader sees
 /// EOF and checks the blob digest.
 ///
+/// `expected` is the compression the descriptor's media type names (`None`: unknown, or a
+/// lenient unpacker: follow the bytes).
+///
 /// `blob_digest` is the digest the blob reader verifies at its end: for an uncompressed layer
 /// whose diff_id uses the same algorithm, the uncompressed stream is the blob, so its digest
 /// is that one and the bytes are not hashed a second time.
 pub(crate) fn produce<R: Read>(
     blob: R,
     blob_digest: &Digest,
+    expected: Option<Compression>,
     diff_algorithm: Option<&oci_spec::image::DigestAlgorithm>,
     bytes_read: &AtomicU64,
     tx: SyncSender<Vec<u8>>,
@@ -114,6 +125,15 @@ pub(crate) fn produce<R: Read>(
     let mut buffered = BufReader::with_capacity(CHUNK, Tagged(counted));
     let head = buffered.fill_buf().map_err(untag)?;
     let compression = detect(head);
+    if let Some(expected) = expected {
+        // image-spec layer.md: the media type says how the blob is compressed. An empty blob
+        // has no magic to check; the tar reader refuses it.
+        if compression != expected && !head.is_empty() {
+            return Err(ProducerError::Mismatch {
+                detected: compression,
+            });
+        }
+    }
     let mut decoder: Box<dyn Read + '_> = match compression {
         // Multi-member: a gzip layer may be several concatenated members (pigz, appends).
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(&mut buffered)),
@@ -231,7 +251,7 @@ mod tests {
         let ((tx, rx), (rtx, rrx)) = channels();
         let digest = oci_image::sha256_digest(&blob);
         std::thread::scope(|s| {
-            let h = s.spawn(|| produce(&blob[..], &digest, None, &counter, tx, rrx));
+            let h = s.spawn(|| produce(&blob[..], &digest, None, None, &counter, tx, rrx));
             let mut out = Vec::new();
             ChunkReader::new(rx, rtx).read_to_end(&mut out).unwrap();
             (out, h.join().unwrap())

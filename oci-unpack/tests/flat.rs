@@ -277,24 +277,125 @@ fn pax_sparse_files_are_refused_not_written_wrong() {
     assert!(e.to_string().contains("PAX sparse"), "{e}");
 }
 
+/// image-spec layer.md: "`application/vnd.oci.image.layer.v1.tar+gzip` represents an
+/// `application/vnd.oci.image.layer.v1.tar` payload which has been compressed with gzip": the
+/// media type decides the compression. A gzip blob labelled as a plain tar (and a plain tar
+/// labelled gzip) is refused with both named; a lenient unpacker follows the bytes.
 #[test]
-fn gzip_labelled_as_plain_tar_is_detected() {
+fn compression_is_the_media_types() {
     let w = workdir();
     let mut t = Tar::new();
     t.file("x", b"x", 0o644);
     let tar = t.bytes();
-    let layout = oci_image::Layout::create(w.path().join("layout")).unwrap();
-    let blob = compress(&tar, Comp::Gzip);
-    let d = layout
-        .put_blob(oci_image::spec::image::MediaType::ImageLayer, &blob)
-        .unwrap();
-    let root = w.path().join("root");
-    std::fs::create_dir(&root).unwrap();
     let diff_id = oci_image::sha256_digest(&tar);
-    Unpacker::new()
-        .apply_layer(&root, &blob[..], &d, Some(&diff_id))
+    let layout = oci_image::Layout::create(w.path().join("layout")).unwrap();
+    use oci_image::spec::image::MediaType;
+    let cases = [
+        (Comp::Gzip, MediaType::ImageLayer, "gzip"),
+        (Comp::Zstd, MediaType::ImageLayerGzip, "zstd"),
+        (Comp::None, MediaType::ImageLayerZstd, "an uncompressed tar"),
+    ];
+    for (i, (comp, label, detected)) in cases.into_iter().enumerate() {
+        let blob = compress(&tar, comp);
+        let d = layout.put_blob(label.clone(), &blob).unwrap();
+        let root = w.path().join(format!("root{i}"));
+        std::fs::create_dir(&root).unwrap();
+        let e = Unpacker::new()
+            .apply_layer(&root, &blob[..], &d, Some(&diff_id))
+            .unwrap_err();
+        assert!(matches!(e, Error::CompressionMismatch { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&label.to_string()) && msg.contains(detected),
+            "{msg}"
+        );
+        assert!(!root.join("x").exists());
+        Unpacker::new()
+            .lenient(true)
+            .apply_layer(&root, &blob[..], &d, Some(&diff_id))
+            .unwrap();
+        assert_eq!(std::fs::read(root.join("x")).unwrap(), b"x");
+    }
+}
+
+/// Nesting deeper than the old fixed cap of 256 is what real images may hold: the default
+/// limit is PATH_MAX's, a lower one is an option. Removing such a tree (a whiteout of its top
+/// in the next layer) holds two descriptors, not one per level: the test runs itself again in
+/// a child allowed 200 open files.
+#[test]
+fn deep_nesting_within_path_max_unpacks() {
+    let deep = "d/".repeat(600);
+    if let Some(dir) = std::env::var_os("DEEP_NESTING_CHILD") {
+        let dir = std::path::PathBuf::from(dir);
+        let layout = oci_image::Layout::open(dir.join("layout2")).unwrap();
+        let image = layout.resolve("latest", None).unwrap();
+        Unpacker::new()
+            .unpack(&layout, &image, dir.join("whited"))
+            .unwrap();
+        return;
+    }
+    let w = workdir();
+    let mut t = Tar::new();
+    t.long_pax(&format!("{deep}file"), b"deep");
+    let deep_layer = t.bytes();
+    let (layout, image) = image(
+        &w.path().join("layout"),
+        std::slice::from_ref(&deep_layer),
+        Comp::Gzip,
+    );
+    let target = w.path().join("rootfs");
+    Unpacker::new().unpack(&layout, &image, &target).unwrap();
+    assert_eq!(
+        std::fs::read(target.join(format!("{deep}file"))).unwrap(),
+        b"deep"
+    );
+    let e = Unpacker::new()
+        .limits(Limits {
+            max_depth: Some(300),
+            ..Limits::default()
+        })
+        .unpack(&layout, &image, w.path().join("capped"))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::LimitExceeded {
+                limit: "max_depth",
+                max: 300,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(Limits::default().max_depth, Some(Limits::DEFAULT_MAX_DEPTH));
+
+    let mut t2 = Tar::new();
+    t2.whiteout(".wh.d").file("kept", b"k", 0o644);
+    common::image(
+        &w.path().join("layout2"),
+        &[deep_layer, t2.bytes()],
+        Comp::None,
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 200 && exec \"$@\"")
+        .arg("sh")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "deep_nesting_within_path_max_unpacks",
+            "--test-threads=1",
+        ])
+        .env("DEEP_NESTING_CHILD", w.path())
+        .output()
         .unwrap();
-    assert!(root.join("x").exists());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let whited = w.path().join("whited");
+    assert!(whited.join("kept").is_file() && !whited.join("d").exists());
 }
 
 #[test]

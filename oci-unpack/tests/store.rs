@@ -257,3 +257,104 @@ fn concurrent_prepare_and_release_of_shared_layers() {
         0
     );
 }
+
+/// layer.md "Opaque Whiteout": "an opaque whiteout ... indicates that all siblings are hidden
+/// in the lower layer"; at a layer's root that is every file of the layers below. overlayfs
+/// ignores the opaque xattr on a lower layer's root, so the store does not stack the layers
+/// below: mounted for real, the merged tree is the flat unpack's.
+#[test]
+fn an_opaque_root_hides_every_lower_layer() {
+    let w = workdir();
+    let mut l1 = Tar::new();
+    l1.dir("etc/", 0o755)
+        .file("etc/old", b"o", 0o644)
+        .file("gone", b"g", 0o644);
+    let mut l2 = Tar::new();
+    l2.whiteout(".wh..wh..opq").file("new", b"n", 0o644);
+    let mut l3 = Tar::new();
+    l3.file("top", b"t", 0o644);
+    let (layout, image) = image(
+        &w.path().join("layout"),
+        &[l1.bytes(), l2.bytes(), l3.bytes()],
+        Comp::Gzip,
+    );
+    let flat = w.path().join("flat");
+    Unpacker::new().unpack(&layout, &image, &flat).unwrap();
+    assert!(!flat.join("gone").exists() && !flat.join("etc").exists());
+
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let chain = store
+        .prepare(&Unpacker::new(), &layout, &image, "c")
+        .unwrap();
+    let mount = store.mount(&chain, w.path().join("ctr")).unwrap();
+    let merged = snapshot(mount.merged());
+    assert_eq!(
+        merged.keys().collect::<Vec<_>>(),
+        snapshot(&flat).keys().collect::<Vec<_>>()
+    );
+    assert_eq!(std::fs::read(mount.merged().join("top")).unwrap(), b"t");
+    mount.unmount().unwrap();
+}
+
+/// Through the store: a gzip blob labelled as a plain tar is refused naming both (image-spec
+/// layer.md: the media type decides), and accepted by a lenient unpacker.
+#[test]
+fn store_refuses_a_compression_its_media_type_does_not_name() {
+    let w = workdir();
+    let mut t = Tar::new();
+    t.file("x", b"x", 0o644);
+    let tar = t.bytes();
+    let layout = oci_image::Layout::create(w.path().join("layout")).unwrap();
+    let blob = compress(&tar, Comp::Gzip);
+    let label = oci_image::spec::image::MediaType::ImageLayer;
+    let desc = layout.put_blob(label.clone(), &blob).unwrap();
+    let (_, mut image) = image(
+        &w.path().join("layout"),
+        std::slice::from_ref(&tar),
+        Comp::None,
+    );
+    image.layers[0].descriptor = desc;
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let e = store
+        .prepare(&Unpacker::new(), &layout, &image, "c")
+        .unwrap_err();
+    assert!(matches!(e, Error::CompressionMismatch { .. }), "{e}");
+    assert!(e.to_string().contains(&label.to_string()) && e.to_string().contains("gzip"));
+    assert!(store.layers().unwrap().is_empty());
+    let chain = store
+        .prepare(&Unpacker::new().lenient(true), &layout, &image, "c")
+        .unwrap();
+    assert_eq!(
+        std::fs::read(store.diff_path(&chain[0]).join("x")).unwrap(),
+        b"x"
+    );
+}
+
+/// Through the store: nesting far over the old cap of 256 unpacks and mounts.
+#[test]
+fn store_takes_deep_nesting() {
+    let w = workdir();
+    let deep = "d/".repeat(700);
+    let mut l1 = Tar::new();
+    l1.long_pax(&format!("{deep}a"), b"a");
+    let mut l2 = Tar::new();
+    l2.long_pax(&format!("{deep}b"), b"b");
+    let (layout, image) = image(
+        &w.path().join("layout"),
+        &[l1.bytes(), l2.bytes()],
+        Comp::Zstd,
+    );
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let chain = store
+        .prepare(&Unpacker::new(), &layout, &image, "c")
+        .unwrap();
+    let mount = store.mount(&chain, w.path().join("ctr")).unwrap();
+    for f in ["a", "b"] {
+        assert_eq!(
+            std::fs::read(mount.merged().join(format!("{deep}{f}"))).unwrap(),
+            f.as_bytes()
+        );
+    }
+    mount.unmount().unwrap();
+    assert_eq!(store.release("c").unwrap().len(), 2);
+}
