@@ -293,7 +293,11 @@ impl Store {
         if record.status() == oci_spec::runtime::ContainerState::Stopped {
             return Ok(());
         }
-        rt.kill(id, sig, KillScope::Init)?;
+        match rt.kill(id, sig, KillScope::Init) {
+            // It exited between the check and the signal: stopped, as asked.
+            Err(oci_runtime::Error::NotRunning { .. }) => return Ok(()),
+            r => r?,
+        }
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             if rt.store().load(id)?.status() == oci_spec::runtime::ContainerState::Stopped {
@@ -302,7 +306,7 @@ impl Store {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         match rt.kill(id, libc::SIGKILL, KillScope::All) {
-            Ok(()) | Err(oci_runtime::Error::WrongState { .. }) => Ok(()),
+            Ok(()) | Err(oci_runtime::Error::NotRunning { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -707,3 +707,106 @@ fn host_pid_and_network_namespaces() {
     });
     assert_only(&d, &deliberate(false));
 }
+
+/// `RUNTIME --root BUNDLE/state --log FILE --log-format json ARGS...`: its exit code and the
+/// `msg` of the error it logged (engines read that log to tell why a command failed).
+fn runtime_result(runtime: &str, bundle: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let log = bundle.join("log.json");
+    let _ = std::fs::remove_file(&log);
+    let status = Command::new(runtime)
+        .arg("--root")
+        .arg(bundle.join("state"))
+        .arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let msg = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["level"] == "error")
+        .map(|v| v["msg"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    (status.code(), msg)
+}
+
+/// runtime.md, "Kill": "Attempting to send a signal to a container that is neither `created`
+/// nor `running` MUST have no effect on the container and MUST generate an error." runc words
+/// that error "container not running", the text containerd matches to treat it as harmless;
+/// and runc's `kill --all` on a stopped container signals what is left in its cgroup and
+/// succeeds, which containerd relies on after every exit (`kill --all ID 9`). The container
+/// shares the host's pid namespace, so a `sleep` outlives its init in the cgroup.
+#[test]
+fn kill_of_a_stopped_container() {
+    let dir = tempfile::Builder::new()
+        .prefix("ocirun-parity-")
+        .tempdir()
+        .unwrap();
+    let mut results = Vec::new();
+    for (rt, short) in RUNTIMES {
+        let b = dir.path().join(short);
+        std::fs::create_dir(&b).unwrap();
+        let id = format!("parity-kill-{short}-{}", std::process::id());
+        let _delete = Delete(rt, &b, &id);
+        let args = ["sh".into(), "-c".into(), "sleep 1000 & exit 0".into()];
+        write_bundle(&b, &id, &args, &|s| {
+            s["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "pid");
+        });
+        runtime(
+            rt,
+            &b,
+            &["run", "--detach", "--bundle", b.to_str().unwrap(), &id],
+        );
+        let status = || -> String {
+            let st: Value = serde_json::from_str(&runtime(rt, &b, &["state", &id])).unwrap();
+            st["status"].as_str().unwrap().to_string()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while status() != "stopped" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{short}: never stopped"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let procs = format!("/sys/fs/cgroup/pids/ocirun-parity/{id}/cgroup.procs");
+        let left = || {
+            std::fs::read_to_string(&procs)
+                .map(|p| p.lines().count())
+                .unwrap_or(0)
+        };
+        let mut steps = vec![format!("stopped, {} process(es) left", left())];
+        for args in [
+            vec!["kill", &id, "9"],
+            vec!["kill", &id],
+            vec!["kill", "--all", &id, "9"],
+            vec!["kill", "--all", &id, "15"],
+            vec!["kill", &id, "KILL"],
+        ] {
+            let (code, msg) = runtime_result(rt, &b, &args);
+            // Let a SIGKILL sent to the cgroup take effect before counting.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while args[1] == "--all" && left() > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let args = args.join(" ").replace(&id, "ID");
+            steps.push(format!("{args}: exit {code:?} {msg:?}, {} left", left()));
+        }
+        runtime(rt, &b, &["delete", &id]);
+        let (code, _) = runtime_result(rt, &b, &["kill", &id, "9"]);
+        steps.push(format!("kill after delete: exit {code:?}"));
+        results.push(steps);
+    }
+    assert_eq!(results[0], results[1], "runc, then ocirun");
+    assert!(results[0][1].contains("exit Some(1) \"container not running\", 1 left"));
+    assert!(results[0][3].contains("exit Some(0) \"\", 0 left"));
+}

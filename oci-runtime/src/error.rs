@@ -84,6 +84,15 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// A signal was sent to a container that is neither created nor running (runtime.md,
+    /// "Kill"). The text is runc's, word for word: engines match it to tell an exit that
+    /// already happened from a failure (containerd accepts "container not running").
+    #[error("container not running")]
+    NotRunning {
+        /// The id.
+        id: String,
+    },
+
     /// The sandbox could not create, start or enter the container.
     #[error(transparent)]
     Sandbox(#[from] oci_sandbox::Error),

@@ -452,34 +452,38 @@ impl Runtime {
 
     /// `kill` (runtime.md, "Kill"): sends `signal` to the init, or to every process of the
     /// container with [`KillScope::All`]. A container that is neither created nor running is
-    /// an error.
+    /// an error ("Attempting to send a signal to a container that is neither `created` nor
+    /// `running` MUST have no effect on the container and MUST generate an error"), worded
+    /// [`Error::NotRunning`] as runc words it, since engines match that text.
+    ///
+    /// [`KillScope::All`] (runc's `kill --all`, not in the spec) on a stopped container signals
+    /// whatever is left in its cgroup (processes that outlived the init when the pid namespace
+    /// is shared) and succeeds when nothing is left, as runc does: containerd sends `kill --all
+    /// ID 9` after every exit to reap such processes.
     pub fn kill(&self, id: &str, signal: i32, scope: KillScope) -> Result<()> {
-        let record = self.expect(
-            id,
-            &[ContainerState::Created, ContainerState::Running],
-            "kill",
-        )?;
-        self.kill_record(&record, signal, scope)
+        let record = self.store.load(id)?;
+        match record.status() {
+            ContainerState::Created | ContainerState::Running => {
+                self.kill_record(&record, signal, scope)
+            }
+            ContainerState::Stopped if scope == KillScope::All => {
+                if let Some(cg) = self.cgroup_of(&record)? {
+                    signal_cgroup(&cg, signal)?;
+                }
+                Ok(())
+            }
+            _ => Err(Error::NotRunning { id: id.into() }),
+        }
     }
 
     fn kill_record(&self, record: &ContainerRecord, signal: i32, scope: KillScope) -> Result<()> {
         if scope == KillScope::All {
             if let Some(cg) = self.cgroup_of(record)? {
-                if signal == libc::SIGKILL {
-                    return cg.kill_all().map_err(sandbox_error);
-                }
-                for pid in cg.procs().map_err(sandbox_error)? {
-                    // A process may exit between the read and the kill.
-                    // SAFETY: kill(2) with plain integers.
-                    unsafe { libc::kill(pid, signal) };
-                }
-                return Ok(());
+                return signal_cgroup(&cg, signal);
             }
         }
-        let pid = record.pid.ok_or_else(|| Error::WrongState {
+        let pid = record.pid.ok_or_else(|| Error::NotRunning {
             id: record.id.clone(),
-            status: "stopped".into(),
-            operation: "kill",
         })?;
         signal_init(record, pid, signal)
     }
@@ -506,7 +510,7 @@ impl Runtime {
             libc::SIGKILL,
             KillScope::All,
         ) {
-            Err(Error::WrongState { status, .. }) if status == "stopped" => Ok(()),
+            Err(Error::NotRunning { .. }) => Ok(()),
             r => r,
         };
         match record.status() {
@@ -771,13 +775,25 @@ fn default_cgroups_path(spec: &mut Spec, id: &str) {
     }
 }
 
+/// Sends `signal` to every process in `cg` (SIGKILL through the cgroup's kill loop, which
+/// also catches processes forked meanwhile).
+fn signal_cgroup(cg: &Cgroup, signal: i32) -> Result<()> {
+    if signal == libc::SIGKILL {
+        return cg.kill_all().map_err(sandbox_error);
+    }
+    for pid in cg.procs().map_err(sandbox_error)? {
+        // A process may exit between the read and the kill.
+        // SAFETY: kill(2) with plain integers.
+        unsafe { libc::kill(pid, signal) };
+    }
+    Ok(())
+}
+
 /// Sends `signal` to the init through a pidfd, after checking that the pid still belongs to
 /// the container (its start time), so that a recycled pid is never signalled.
 fn signal_init(record: &ContainerRecord, pid: i32, signal: i32) -> Result<()> {
-    let not_running = || Error::WrongState {
+    let not_running = || Error::NotRunning {
         id: record.id.clone(),
-        status: "stopped".into(),
-        operation: "kill",
     };
     let Some(p) = rustix::process::Pid::from_raw(pid) else {
         return Err(not_running());
