@@ -26,13 +26,17 @@
 //!
 //! There is no re-exec of a binary: the set-up runs in forked processes on memory prepared
 //! before the fork, with raw syscalls only (no allocation, no locks), so it is safe from a
-//! multithreaded caller.
+//! multithreaded caller. Those processes are images of the caller's binary until the user's
+//! program runs: a program that creates or enters containers calls [`protect_exe`] first thing
+//! in `main`, so that the binary they show as `/proc/PID/exe` cannot be overwritten from a
+//! container (CVE-2019-5736).
 
 mod caps;
 pub mod cgroups;
 mod console;
 mod devices;
 mod error;
+mod exe;
 mod exec;
 mod lsm;
 mod mounts;
@@ -46,6 +50,7 @@ mod sync;
 mod sys;
 
 pub use error::{Error, Result};
+pub use exe::{protect_exe, ExeProtection};
 pub use exec::{Exec, ExecOptions};
 pub use mounts::mount_options;
 pub use oci_spec::runtime::Spec;

@@ -310,6 +310,14 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    // CVE-2019-5736: `run` and `exec` fork processes that enter a container; they run from a
+    // binary that cannot be written (re-executed once, before any thread exists).
+    if let Command::Run(_) | Command::Exec { .. } = &cli.command {
+        if let Err(e) = oci_sandbox::protect_exe() {
+            eprintln!("ocibox: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match run(cli.root, cli.command) {
         Ok(code) => code,
         Err(e) => {

@@ -347,19 +347,32 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // CVE-2019-5736: the commands whose forks enter a container run from a binary that
+    // cannot be written (re-executed once, before any thread exists).
+    if let Some(Command::Create(_) | Command::Run { .. } | Command::Exec(_)) = &cli.command {
+        match oci_sandbox::protect_exe() {
+            Ok(how) if cli.debug => {
+                logger.log("debug", &format!("runtime binary: {}", how.name()));
+            }
+            Ok(_) => {}
+            Err(e) => return fail(&cli, &logger, &e),
+        }
+    }
     match run(&cli, &logger) {
         Ok(code) => code,
-        Err(e) => {
-            let msg = e.to_string();
-            logger.log("error", &msg);
-            eprintln!("ocirun: {msg}");
-            // runc-exec(8): "Exits with a status of command (unless -d is used), or 255 if an
-            // error occurred", so that a failed exec cannot pass for the command's own status.
-            match cli.command {
-                Some(Command::Exec(_)) => ExitCode::from(255),
-                _ => ExitCode::from(1),
-            }
-        }
+        Err(e) => fail(&cli, &logger, e.as_ref()),
+    }
+}
+
+fn fail(cli: &Cli, logger: &Logger, e: &dyn std::error::Error) -> ExitCode {
+    let msg = e.to_string();
+    logger.log("error", &msg);
+    eprintln!("ocirun: {msg}");
+    // runc-exec(8): "Exits with a status of command (unless -d is used), or 255 if an
+    // error occurred", so that a failed exec cannot pass for the command's own status.
+    match cli.command {
+        Some(Command::Exec(_)) => ExitCode::from(255),
+        _ => ExitCode::from(1),
     }
 }
 
