@@ -81,8 +81,9 @@ fn current() -> Result<Option<Found>> {
     }
     // SAFETY: a fresh fd.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: fstatvfs into a zeroed struct.
+    // SAFETY: an all-zero statvfs is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatvfs on an fd we own into that struct.
     if unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) } != 0 {
         return Err(last("fstatvfs"));
     }
@@ -334,9 +335,11 @@ mod tests {
             matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)),
             "{e}"
         );
-        // SAFETY: fstatvfs into a zeroed struct.
+        // SAFETY: an all-zero statvfs is a valid value.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) }, 0);
+        // SAFETY: fstatvfs on an fd we own into that struct.
+        let r = unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) };
+        assert_eq!(r, 0);
         assert_ne!(st.f_flag & libc::ST_RDONLY, 0);
         use std::os::unix::fs::MetadataExt;
         let a = std::fs::metadata(&path).unwrap();
