@@ -272,9 +272,11 @@ impl Store {
         if !dir.exists() {
             return Err(format!("no container {id}").into());
         }
-        let merged = dir.join("merged");
-        let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
-        self.layers()?.release(id)?;
+        // Unmounts and removes the overlay's directories; layers still stacked by another
+        // container's overlay stay until that one is unmounted.
+        let layers = self.layers()?;
+        layers.unmount(&dir)?;
+        layers.release(id)?;
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -103,6 +103,7 @@ mod stream;
 mod tests;
 
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -113,7 +114,7 @@ use oci_spec::image::{Descriptor, Digest};
 use oci_spec::runtime::LinuxIdMapping;
 
 pub use error::{Error, Result};
-pub use store::{chain_ids, LayerStore, OverlayMount, StoredLayer};
+pub use store::{chain_ids, LayerStore, OverlayMount, StoreGcReport, StoredLayer};
 
 use apply::{Applier, DeferredModes, Form};
 use fs::Root;
@@ -296,6 +297,8 @@ impl Unpacker {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        // What killed unpacks left here goes first.
+        reclaim_private_dirs(parent)?;
         let private = PrivateDir::new(parent, self.rootless)?;
         let root = Root::open(private.path()).map_err(|e| Error::io(private.path(), e))?;
         let counters = Counters::default();
@@ -456,23 +459,59 @@ fn compression_name(c: oci_image::media_type::Compression) -> &'static str {
     }
 }
 
+/// The prefix of the private directories unpacks build in (beside a flat target, in a layer
+/// store's `tmp/`).
+pub(crate) const PRIVATE_PREFIX: &str = ".oci-unpack-";
+
 /// A directory this crate builds a tree in before it is renamed into place; removed on drop
 /// unless persisted.
+///
+/// Its writer holds an exclusive `flock(2)` on it for as long as it lives, so
+/// [`reclaim_private_dirs`] can tell a live one from one a killed process left (the kernel
+/// drops the lock with the process). It is made while holding a shared lock on its parent
+/// directory, which reclaimers take exclusively: none can see it between its `mkdir` and its
+/// lock.
 pub(crate) struct PrivateDir {
     path: Option<std::path::PathBuf>,
     force_perms: bool,
+    _lock: std::os::fd::OwnedFd,
+}
+
+/// Opens `dir` for `flock(2)` (an `O_PATH` descriptor cannot be locked).
+fn open_lockable(dir: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 impl PrivateDir {
     pub(crate) fn new(parent: &Path, force_perms: bool) -> Result<Self> {
+        use rustix::fs::{flock, FlockOperation};
+        let pfd = open_lockable(parent).map_err(|e| Error::io(parent, e))?;
+        flock(&pfd, FlockOperation::LockShared).map_err(|e| Error::io(parent, e))?;
         let dir = tempfile::Builder::new()
-            .prefix(".oci-unpack-")
+            .prefix(PRIVATE_PREFIX)
             .tempdir_in(parent)
             .map_err(|e| Error::io(parent, e))?;
         let path = dir.keep();
+        let lock = match open_lockable(&path).and_then(|fd| {
+            flock(&fd, FlockOperation::LockExclusive)?;
+            Ok(fd)
+        }) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&path);
+                return Err(Error::io(&path, e));
+            }
+        };
+        drop(pfd);
         let me = PrivateDir {
             path: Some(path),
             force_perms,
+            _lock: lock,
         };
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(me.path(), std::fs::Permissions::from_mode(0o755))
@@ -507,4 +546,42 @@ impl Drop for PrivateDir {
             let _ = fs::remove_tree(&p, self.force_perms);
         }
     }
+}
+
+/// Removes the private directories in `parent` that no live writer holds: what an unpack killed
+/// with SIGKILL (or a crash, or a power cut) left behind. Returns how many were removed.
+///
+/// Safe against live writers: each holds an exclusive lock on its directory, which this only
+/// removes once it took that lock itself; and it holds the parent's lock exclusively while it
+/// looks, so no directory is between its creation and its lock. Called before every flat
+/// unpack (in the target's parent) and by [`LayerStore::open`] and [`LayerStore::gc`].
+pub(crate) fn reclaim_private_dirs(parent: &Path) -> Result<usize> {
+    use rustix::fs::{flock, FlockOperation};
+    let pfd = match open_lockable(parent) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(parent, e)),
+    };
+    flock(&pfd, FlockOperation::LockExclusive).map_err(|e| Error::io(parent, e))?;
+    let force_perms = !rustix::process::geteuid().is_root();
+    let mut removed = 0;
+    for name in fs::list_dir(pfd.as_fd()).map_err(|e| Error::io(parent, e))? {
+        if !name.starts_with(PRIVATE_PREFIX.as_bytes()) {
+            continue;
+        }
+        let path = parent.join(fs::os(&name));
+        let fd = match open_lockable(&path) {
+            Ok(fd) => fd,
+            // Gone meanwhile, or not a directory: not ours.
+            Err(_) => continue,
+        };
+        match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => continue,
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        fs::remove_all_at(pfd.as_fd(), &name, force_perms).map_err(|e| Error::io(&path, e))?;
+        removed += 1;
+    }
+    Ok(removed)
 }

@@ -11,10 +11,21 @@
 //!                                      where its opaque and whiteout xattrs are
 //! <store>/layers/<chain hex>/refs/<owner>
 //! <store>/owners/<owner>               the chain IDs an owner holds, one per line
-//! <store>/tmp/                         private directories of unpacks in progress
+//! <store>/mounts/<lease>               an overlay mounted from the store: its directory, then
+//!                                      the chain IDs it stacks, one per line
+//! <store>/tmp/                         private directories of unpacks in progress, each locked
+//!                                      (flock) by its writer
 //! ```
 //! A layer is unpacked under `tmp/` and renamed into `layers/` only once it verified, so
-//! `layers/` holds only complete layers.
+//! `layers/` holds only complete layers. A layer stays while an owner references it or a
+//! mount stacks it: [`LayerStore::release`] leaves a mounted layer in place, and the unmount
+//! that ends its last use removes it. Owners and mounts are separate on purpose: an owner can
+//! be a container or an image name, whichever policy the caller has for keeping layers.
+//!
+//! Crash safety: what a process killed at any instruction leaves is a private directory under
+//! `tmp/` that no writer locks any more, or a mount record whose overlay is no longer mounted,
+//! or a layer nobody references; [`LayerStore::open`] reclaims the first, [`LayerStore::gc`]
+//! all three.
 
 use std::fs::File;
 use std::io;
@@ -85,13 +96,15 @@ pub struct LayerStore {
 struct Lock(#[allow(dead_code)] File);
 
 impl LayerStore {
-    /// Opens the store at `path`, creating it if needed.
+    /// Opens the store at `path`, creating it if needed, and removes the private directories
+    /// that killed unpacks left in `tmp/` (never one a live unpack holds).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let root = path.as_ref().to_path_buf();
-        for d in ["layers", "owners", "tmp"] {
+        for d in ["layers", "owners", "mounts", "tmp"] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
+        crate::reclaim_private_dirs(&root.join("tmp"))?;
         Ok(LayerStore { root })
     }
 
@@ -313,30 +326,22 @@ impl LayerStore {
         std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))
     }
 
-    /// Drops every reference `owner` holds and removes the layers nobody references any more.
-    /// Returns the chain IDs removed.
+    /// Drops every reference `owner` holds and removes the layers nobody references any more
+    /// and no mounted overlay stacks (those go when their last overlay is unmounted with
+    /// [`OverlayMount::unmount`] or [`LayerStore::unmount`]). Returns the chain IDs removed.
     pub fn release(&self, owner: &str) -> Result<Vec<Digest>> {
         check_owner(owner)?;
         let _lock = self.lock()?;
         let held = self.owned(owner)?;
-        let mut removed = Vec::new();
         for c in &held {
-            let dir = self.layer_dir(c);
-            let r = dir.join("refs").join(owner);
+            let r = self.layer_dir(c).join("refs").join(owner);
             match std::fs::remove_file(&r) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&r, e)),
             }
-            if self.refs_of(c)?.is_empty() && dir.exists() {
-                // Out of `layers/` in one rename, then removed at leisure.
-                let grave = PrivateDir::new(&self.root.join("tmp"), false)?;
-                let dest = grave.path().join("layer");
-                std::fs::rename(&dir, &dest).map_err(|e| Error::io(&dir, e))?;
-                drop(grave);
-                removed.push(c.clone());
-            }
         }
+        let removed = self.remove_unused(&held)?;
         let p = self.owner_file(owner);
         match std::fs::remove_file(&p) {
             Ok(()) => {}
@@ -344,6 +349,136 @@ impl LayerStore {
             Err(e) => return Err(Error::io(&p, e)),
         }
         Ok(removed)
+    }
+
+    /// Removes those of `candidates` that no owner references and no live mount stacks. The
+    /// caller holds the store lock.
+    fn remove_unused(&self, candidates: &[Digest]) -> Result<Vec<Digest>> {
+        let mounted = self.mounted_layers()?;
+        let mut removed = Vec::new();
+        for c in candidates {
+            let dir = self.layer_dir(c);
+            if mounted.contains(c) || !self.refs_of(c)?.is_empty() || !dir.exists() {
+                continue;
+            }
+            // Out of `layers/` in one rename, then removed at leisure (a crash in between
+            // leaves a private directory that the next open reclaims).
+            let grave = PrivateDir::new(&self.root.join("tmp"), false)?;
+            let dest = grave.path().join("layer");
+            std::fs::rename(&dir, &dest).map_err(|e| Error::io(&dir, e))?;
+            drop(grave);
+            removed.push(c.clone());
+        }
+        Ok(removed)
+    }
+
+    /// The mount records in `mounts/`: (record path, its overlay, the chain IDs it stacks).
+    fn leases(&self) -> Result<Vec<(PathBuf, MountLease)>> {
+        let dir = self.root.join("mounts");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let e = e.map_err(|e| Error::io(&dir, e))?;
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            let text = match std::fs::read_to_string(&p) {
+                Ok(t) => t,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&p, e)),
+            };
+            out.push((p, MountLease::parse(&text)?));
+        }
+        Ok(out)
+    }
+
+    /// The chain IDs stacked by overlays that are still mounted.
+    fn mounted_layers(&self) -> Result<std::collections::HashSet<Digest>> {
+        let mut out = std::collections::HashSet::new();
+        for (_, lease) in self.leases()? {
+            if lease.is_mounted() {
+                out.extend(lease.chain);
+            }
+        }
+        Ok(out)
+    }
+
+    fn lease_path(&self, container_dir: &Path) -> PathBuf {
+        let h = oci_image::sha256_digest(container_dir.as_os_str().as_encoded_bytes());
+        self.root.join("mounts").join(&h.digest()[..32])
+    }
+
+    /// Unmounts the overlay [`LayerStore::mount`] made in `container_dir` (one kept with
+    /// [`OverlayMount::keep`]), removes what the mount made there (`upper`, `work`, `merged`
+    /// if it created it, and `container_dir` itself if it created it and it is now empty), and
+    /// removes the layers that only this mount still used.
+    ///
+    /// An overlay that is not mounted any more (the machine restarted) is cleaned up the
+    /// same way. Returns the chain IDs removed.
+    pub fn unmount(&self, container_dir: impl AsRef<Path>) -> Result<Vec<Digest>> {
+        let dir = absolute(container_dir.as_ref())?;
+        let lease_path = self.lease_path(&dir);
+        let lease = match std::fs::read_to_string(&lease_path) {
+            Ok(t) => Some(MountLease::parse(&t)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&lease_path, e)),
+        };
+        let made = lease.as_ref().map(|l| l.made).unwrap_or_default();
+        detach(&dir.join("merged"))?;
+        clean_container_dir(&dir, made)?;
+        let _lock = self.lock()?;
+        match std::fs::remove_file(&lease_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&lease_path, e)),
+        }
+        self.remove_unused(&lease.map(|l| l.chain).unwrap_or_default())
+    }
+
+    /// Reclaims what killed or crashed processes left: private directories under `tmp/` no
+    /// live writer locks, records of overlays that are no longer mounted, layers no owner
+    /// references and no mount stacks, and stale temporary owner files.
+    pub fn gc(&self) -> Result<StoreGcReport> {
+        let mut report = StoreGcReport {
+            temp_dirs_removed: crate::reclaim_private_dirs(&self.root.join("tmp"))?,
+            ..Default::default()
+        };
+        let _lock = self.lock()?;
+        for (p, lease) in self.leases()? {
+            if !lease.is_mounted() {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => report.stale_mounts_removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&p, e)),
+                }
+            }
+        }
+        for d in ["owners", "mounts"] {
+            let dir = self.root.join(d);
+            for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+                let e = e.map_err(|e| Error::io(&dir, e))?;
+                let name = e.file_name();
+                if name.to_string_lossy().starts_with('.') {
+                    // A temporary of a write the lock serialises: no live writer now.
+                    let p = e.path();
+                    std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                }
+            }
+        }
+        let all: Vec<Digest> = self.layers()?.into_iter().map(|l| l.chain_id).collect();
+        report.layers_removed = self.remove_unused(&all)?;
+        // Layers whose directory lost its metadata (a crash inside an older writer): not
+        // listed by `layers()`, and never complete.
+        let layers = self.root.join("layers");
+        for e in std::fs::read_dir(&layers).map_err(|e| Error::io(&layers, e))? {
+            let e = e.map_err(|e| Error::io(&layers, e))?;
+            if !e.path().join("chain_id").exists() {
+                let p = e.path();
+                crate::fs::remove_tree(&p, false).map_err(|e| Error::io(&p, e))?;
+                report.temp_dirs_removed += 1;
+            }
+        }
+        Ok(report)
     }
 
     fn refs_of(&self, chain_id: &Digest) -> Result<Vec<String>> {
@@ -467,6 +602,10 @@ impl LayerStore {
                 reason: "no layers to mount".into(),
             });
         }
+        let dir = &absolute(dir)?;
+        // Held until the overlay is mounted and recorded: `release` and `gc` (which take it)
+        // see either no record and no mount, or both.
+        let _lock = self.lock()?;
         for c in chain_ids {
             if !self.contains(c) {
                 return Err(Error::Invalid {
@@ -475,16 +614,42 @@ impl LayerStore {
                 });
             }
         }
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut made = Made::default();
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            made.dir = true;
+        }
         let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        let lease_path = self.lease_path(dir);
+        let lease = MountLease {
+            dir: dir.clone(),
+            made,
+            chain: chain_ids.to_vec(),
+        };
+        let mut guard = MountGuard {
+            dir: dir.clone(),
+            lease: lease_path.clone(),
+            made,
+            armed: true,
+        };
         for p in [&upper, &work] {
             std::fs::create_dir(p).map_err(|e| Error::io(p, e))?;
         }
         match std::fs::create_dir(&merged) {
-            Ok(()) => {}
+            Ok(()) => guard.made.merged = true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(&merged, e)),
         }
+        let lease = MountLease {
+            made: guard.made,
+            ..lease
+        };
+        let tmp = lease_path.with_file_name(format!(
+            ".{}.tmp",
+            lease_path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        std::fs::write(&tmp, lease.to_text()).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &lease_path).map_err(|e| Error::io(&lease_path, e))?;
         let fail = |op: &str, e: rustix::io::Errno| Error::Mount {
             target: merged.clone(),
             op: op.to_string(),
@@ -510,12 +675,188 @@ impl LayerStore {
             }
             Err((op, e)) => return Err(fail(op, e)),
         }
+        guard.armed = false;
         Ok(OverlayMount {
+            store: self.clone(),
+            dir: dir.clone(),
             merged,
             upper,
             work,
             mounted: true,
         })
+    }
+}
+
+/// What [`LayerStore::gc`] reclaimed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreGcReport {
+    /// Private directories of killed unpacks (and half-removed layers) removed from `tmp/`.
+    pub temp_dirs_removed: usize,
+    /// Records of overlays that were no longer mounted.
+    pub stale_mounts_removed: usize,
+    /// Layers no owner referenced and no mount stacked.
+    pub layers_removed: Vec<Digest>,
+}
+
+/// What a mount created, so its clean-up removes exactly that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Made {
+    /// The container directory itself.
+    dir: bool,
+    /// `merged` (it may be given).
+    merged: bool,
+}
+
+/// A record in `mounts/`: one overlay mounted from the store.
+#[derive(Debug)]
+struct MountLease {
+    dir: PathBuf,
+    made: Made,
+    chain: Vec<Digest>,
+}
+
+impl MountLease {
+    fn to_text(&self) -> String {
+        // The directory is hex-encoded: a path may hold any byte but NUL, newlines included.
+        let mut t = format!(
+            "{}\n{}{}\n",
+            hex(self.dir.as_os_str().as_encoded_bytes()),
+            if self.made.dir { "d" } else { "-" },
+            if self.made.merged { "m" } else { "-" },
+        );
+        for c in &self.chain {
+            t.push_str(&format!("{c}\n"));
+        }
+        t
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::Invalid {
+            what: "mount record".into(),
+            reason: format!("malformed: {text:?}"),
+        };
+        let mut lines = text.lines();
+        let dir = unhex(lines.next().ok_or_else(bad)?).ok_or_else(bad)?;
+        let made = lines.next().ok_or_else(bad)?;
+        let made = Made {
+            dir: made.contains('d'),
+            merged: made.contains('m'),
+        };
+        let chain = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| Ok(oci_image::parse_digest(l)?))
+            .collect::<Result<Vec<_>>>()?;
+        use std::os::unix::ffi::OsStringExt;
+        Ok(MountLease {
+            dir: PathBuf::from(std::ffi::OsString::from_vec(dir)),
+            made,
+            chain,
+        })
+    }
+
+    /// True if the overlay is still mounted on its `merged` directory (in this mount
+    /// namespace: the store's mounts are made in the caller's).
+    fn is_mounted(&self) -> bool {
+        is_mount_root(&self.dir.join("merged"))
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// True if `p` is the root of a mount (statx `STATX_ATTR_MOUNT_ROOT`, Linux 5.8).
+fn is_mount_root(p: &Path) -> bool {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags};
+    match statx(
+        rustix::fs::CWD,
+        p,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::BASIC_STATS,
+    ) {
+        Ok(st) => st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT),
+        Err(_) => false,
+    }
+}
+
+/// `path` made absolute against the working directory (not canonicalised: the mount record
+/// must name the directory the caller named, whatever symlinks lead there).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io(path, e))
+}
+
+/// Unmounts the overlay at `merged` if one is there (lazily if it is busy).
+fn detach(merged: &Path) -> Result<()> {
+    match unmount(merged, UnmountFlags::DETACH) {
+        // Not mounted (EINVAL), or gone.
+        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(Error::Mount {
+            target: merged.to_path_buf(),
+            op: "umount".into(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Removes what a mount made in `dir`: `upper` and `work` (with what the container wrote),
+/// `merged` if the mount created it, and `dir` if the mount created it and it is now empty.
+fn clean_container_dir(dir: &Path, made: Made) -> Result<()> {
+    let force = !rustix::process::geteuid().is_root();
+    for d in ["upper", "work"] {
+        let p = dir.join(d);
+        match crate::fs::remove_tree(&p, force) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    let rm = |p: &Path| match std::fs::remove_dir(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        // Not empty (the caller put things there) or still a mount point: left.
+        Err(e)
+            if e.raw_os_error() == Some(Errno::NOTEMPTY.raw_os_error())
+                || e.raw_os_error() == Some(Errno::BUSY.raw_os_error()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::io(p, e)),
+    };
+    if made.merged {
+        rm(&dir.join("merged"))?;
+    }
+    if made.dir {
+        rm(dir)?;
+    }
+    Ok(())
+}
+
+/// Undoes a half-made mount: the record and what was created for it.
+struct MountGuard {
+    dir: PathBuf,
+    lease: PathBuf,
+    made: Made,
+    armed: bool,
+}
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = detach(&self.dir.join("merged"));
+            let _ = clean_container_dir(&self.dir, self.made);
+            let _ = std::fs::remove_file(&self.lease);
+        }
     }
 }
 
@@ -666,10 +1007,14 @@ fn check_owner(owner: &str) -> Result<()> {
     }
 }
 
-/// An overlay mounted for one container by [`LayerStore::mount`]. Unmounted when dropped,
-/// unless [`OverlayMount::keep`] is called.
+/// An overlay mounted for one container by [`LayerStore::mount`]. While it is mounted, the
+/// layers it stacks stay in the store even if their owners release them. Unmounted and
+/// cleaned up (as [`OverlayMount::unmount`] does) when dropped, unless
+/// [`OverlayMount::keep`] is called.
 #[derive(Debug)]
 pub struct OverlayMount {
+    store: LayerStore,
+    dir: PathBuf,
     merged: PathBuf,
     upper: PathBuf,
     work: PathBuf,
@@ -692,18 +1037,18 @@ impl OverlayMount {
         &self.work
     }
 
-    /// Unmounts now, reporting failure (a busy mount is detached lazily).
-    pub fn unmount(mut self) -> Result<()> {
+    /// Unmounts now (a busy mount is detached lazily), removes what the mount made (`upper`
+    /// and `work` with the container's changes, `merged` and the container directory if the
+    /// mount created them) and the layers that only this mount still used
+    /// ([`LayerStore::unmount`]). Returns the chain IDs removed.
+    pub fn unmount(mut self) -> Result<Vec<Digest>> {
         self.mounted = false;
-        unmount(&self.merged, UnmountFlags::DETACH).map_err(|e| Error::Mount {
-            target: self.merged.clone(),
-            op: "umount".into(),
-            source: e.into(),
-        })
+        self.store.unmount(&self.dir)
     }
 
     /// Leaves the overlay mounted after this value is gone (a runtime hands it to a container
-    /// and unmounts it with `umount` later); returns the merged path.
+    /// and calls [`LayerStore::unmount`] with the container directory later); returns the
+    /// merged path.
     pub fn keep(mut self) -> PathBuf {
         self.mounted = false;
         self.merged.clone()
@@ -713,7 +1058,7 @@ impl OverlayMount {
 impl Drop for OverlayMount {
     fn drop(&mut self) {
         if self.mounted {
-            let _ = unmount(&self.merged, UnmountFlags::DETACH);
+            let _ = self.store.unmount(&self.dir);
         }
     }
 }

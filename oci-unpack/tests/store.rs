@@ -358,3 +358,108 @@ fn store_takes_deep_nesting() {
     mount.unmount().unwrap();
     assert_eq!(store.release("c").unwrap().len(), 2);
 }
+
+/// Issue 12: a layer in use by a mount survives `release` (the mounted tree stays whole, and a
+/// second container gets the same layers), and unmounting removes what the mount made
+/// (`upper`, `work`, `merged`, the container directory) and then the released layers.
+#[test]
+fn a_mounted_layer_survives_release_and_unmount_cleans_up() {
+    let w = workdir();
+    let (layout, image) = image(&w.path().join("layout"), &layers(), Comp::Gzip);
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let chain = store
+        .prepare(&Unpacker::new(), &layout, &image, "ctr1")
+        .unwrap();
+    let ctr = w.path().join("ctr1");
+    let mount = store.mount(&chain, &ctr).unwrap();
+    std::fs::write(mount.merged().join("written"), b"w").unwrap();
+    assert_eq!(
+        store.release("ctr1").unwrap(),
+        Vec::<oci_image::spec::image::Digest>::new()
+    );
+    for c in &chain {
+        assert!(store.contains(c), "{c} was removed while mounted");
+    }
+    assert_eq!(
+        std::fs::read(mount.merged().join("etc/keep")).unwrap(),
+        b"k"
+    );
+    // A kept mount (as a runtime holds one) protects its layers the same way.
+    let ctr2 = w.path().join("ctr2");
+    let kept = store.mount(&chain, &ctr2).unwrap().keep();
+    assert!(kept.join("etc/new").is_file());
+
+    let removed = mount.unmount().unwrap();
+    assert!(removed.is_empty(), "ctr2 still stacks them: {removed:?}");
+    assert!(
+        !ctr.exists(),
+        "the mount made {} and must remove it",
+        ctr.display()
+    );
+    assert!(store.contains(&chain[0]));
+
+    let removed = store.unmount(&ctr2).unwrap();
+    assert_eq!(removed.len(), chain.len());
+    assert!(!ctr2.exists());
+    assert!(store.layers().unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(store.path().join("mounts"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(store.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+/// Unmount removes only what the mount made: a container directory the caller made stays,
+/// with the caller's own files, while `upper`, `work` and `merged` go.
+#[test]
+fn unmount_keeps_what_the_caller_made() {
+    let w = workdir();
+    let (layout, image) = image(&w.path().join("layout"), &layers(), Comp::Gzip);
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let chain = store
+        .prepare(&Unpacker::new(), &layout, &image, "c")
+        .unwrap();
+    let ctr = w.path().join("ctr");
+    std::fs::create_dir(&ctr).unwrap();
+    std::fs::write(ctr.join("config.json"), b"{}").unwrap();
+    let mount = store.mount(&chain, &ctr).unwrap();
+    std::fs::create_dir_all(mount.merged().join("deep/er")).unwrap();
+    drop(mount);
+    let left: Vec<_> = std::fs::read_dir(&ctr)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, ["config.json"]);
+    // Still referenced by its owner: unmounting removed no layer.
+    assert!(chain.iter().all(|c| store.contains(c)));
+}
+
+/// A mount record whose overlay is gone (the machine restarted, or the process that mounted
+/// it was killed before unmounting and the mount was removed by hand) pins nothing: `gc`
+/// drops it and the unreferenced layers it named.
+#[test]
+fn gc_drops_records_of_overlays_no_longer_mounted() {
+    let w = workdir();
+    let (layout, image) = image(&w.path().join("layout"), &layers(), Comp::Gzip);
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let chain = store
+        .prepare(&Unpacker::new(), &layout, &image, "c")
+        .unwrap();
+    let ctr = w.path().join("ctr");
+    let merged = store.mount(&chain, &ctr).unwrap().keep();
+    store.release("c").unwrap();
+    assert!(chain.iter().all(|c| store.contains(c)));
+    let r = store.gc().unwrap();
+    assert_eq!(r.stale_mounts_removed, 0);
+    assert!(r.layers_removed.is_empty());
+    rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH).unwrap();
+    let r = store.gc().unwrap();
+    assert_eq!(r.stale_mounts_removed, 1);
+    assert_eq!(r.layers_removed.len(), chain.len());
+    assert!(store.layers().unwrap().is_empty());
+}
