@@ -291,6 +291,40 @@ pub enum Error {
         message: String,
     },
 
+    /// A request to a registry did not finish within one of the client's deadlines.
+    #[error("{url}: {what} of {} exceeded{}", fmt_duration(.limit), if .detail.is_empty() { String::new() } else { format!(" ({})", .detail) })]
+    Timeout {
+        /// The URL of the request.
+        url: String,
+        /// Which deadline: `connect timeout`, `read timeout`, `request timeout`, `deadline`.
+        what: &'static str,
+        /// Its value.
+        limit: std::time::Duration,
+        /// What was going on (bytes received so far), or empty.
+        detail: String,
+    },
+
+    /// A registry redirected to, or named as an upload location, a URL this client does not
+    /// follow (another scheme than http(s), or plain HTTP to a host that is not insecure).
+    #[error("{url}: refused location {location:?}: {reason}")]
+    BadLocation {
+        /// The URL of the request that answered with it.
+        url: String,
+        /// The `Location` as sent.
+        location: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// A pulled image fails validation; nothing was tagged.
+    #[error("{reference}: the image is not valid, not tagged: {}", list_or_none(.problems))]
+    InvalidImage {
+        /// The reference pulled.
+        reference: String,
+        /// The problems found (errors only).
+        problems: Vec<String>,
+    },
+
     /// A request to a registry failed below HTTP: DNS, connection, TLS, a broken transfer.
     #[error("{url}: {message}")]
     Transport {
@@ -301,11 +335,22 @@ pub enum Error {
     },
 }
 
+/// A list for an error message: at most ten items, then how many more (a hostile index may
+/// list thousands).
 fn list_or_none(v: &[String]) -> String {
-    if v.is_empty() {
-        "(none)".to_string()
+    const SHOWN: usize = 10;
+    match v.len() {
+        0 => "(none)".to_string(),
+        n if n <= SHOWN => v.join(", "),
+        n => format!("{} and {} more", v[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
+fn fmt_duration(d: &std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
     } else {
-        v.join(", ")
+        format!("{} ms", d.as_millis())
     }
 }
 

@@ -104,18 +104,29 @@ impl Layout {
 
     /// Creates a layout at `path` (and the directory itself if needed), or opens the layout
     /// already there.
+    ///
+    /// Safe to race: concurrent creators (threads or processes) serialize on the layout lock,
+    /// and `oci-layout` is written last, so that [`Layout::open`] never sees a layout without
+    /// its `index.json`.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let root = path.as_ref().to_path_buf();
         if root.join("oci-layout").exists() {
             return Self::open(root);
         }
-        fs::create_dir_all(root.join("blobs").join("sha256")).map_err(|e| Error::io(&root, e))?;
+        fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let layout = Self { root };
+        let _lock = layout.lock()?;
+        if layout.root.join("oci-layout").exists() {
+            drop(_lock);
+            return Self::open(&layout.root);
+        }
+        let blobs = layout.root.join("blobs").join("sha256");
+        fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+        if !layout.root.join("index.json").exists() {
+            layout.write_index_locked(&empty_index())?;
+        }
         let header = serde_json::json!({ "imageLayoutVersion": LAYOUT_VERSION });
         layout.write_atomic(Path::new("oci-layout"), header.to_string().as_bytes())?;
-        if !layout.root.join("index.json").exists() {
-            layout.write_index(&empty_index())?;
-        }
         Ok(layout)
     }
 
@@ -148,10 +159,17 @@ impl Layout {
         Ok(index)
     }
 
-    /// Replaces `index.json` atomically.
+    /// Replaces `index.json` atomically, under the layout lock.
     ///
-    /// Prefer [`Layout::update_index`], which also serializes concurrent writers.
+    /// Prefer [`Layout::update_index`], which also keeps the updates of concurrent writers.
     pub fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        let _lock = self.lock()?;
+        self.write_index_locked(index)
+    }
+
+    /// [`Layout::write_index`] for a caller that holds the layout lock: every temporary file
+    /// in the layout's root is written under it, so whoever holds it may remove the others.
+    fn write_index_locked(&self, index: &ImageIndex) -> Result<()> {
         let bytes = serde_json::to_vec(index).map_err(|e| Error::Invalid {
             what: "index.json".into(),
             reason: e.to_string(),
@@ -166,7 +184,7 @@ impl Layout {
         let _lock = self.lock()?;
         let mut index = self.index()?;
         let out = f(&mut index)?;
-        self.write_index(&index)?;
+        self.write_index_locked(&index)?;
         Ok(out)
     }
 

@@ -61,6 +61,7 @@
 pub mod digest;
 mod error;
 mod layout;
+mod lease;
 pub mod media_type;
 pub mod platform;
 #[cfg(feature = "registry")]
@@ -77,6 +78,7 @@ pub use layout::{
     parse_config, parse_index, parse_manifest, BlobWriter, Layout, PartialBlob, LAYOUT_VERSION,
     MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
 };
+pub use lease::Lease;
 pub use platform::PlatformSpec;
 pub use resolve::{Image, Layer, ANNOTATION_CONTAINERD_NAME, MAX_INDEX_DEPTH};
 pub use validate::{Problem, Report, Severity, ValidateOptions};

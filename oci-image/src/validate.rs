@@ -128,6 +128,37 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// Validates one manifest or index (a descriptor not necessarily listed in `index.json`)
+    /// and everything it reaches, with the rules of [`Layout::validate`]. A pull runs this
+    /// before it tags what it wrote.
+    pub fn validate_descriptor(&self, d: &Descriptor, options: &ValidateOptions) -> Report {
+        let mut v = Validator {
+            layout: self,
+            options,
+            report: Report::default(),
+            verified: HashSet::new(),
+            visited: HashSet::new(),
+        };
+        let at = At {
+            file: format!("descriptor of {}", d.digest()),
+            digest: None,
+        };
+        if v.descriptor(&at, "", d, true) {
+            match media_type::kind(d.media_type()) {
+                Kind::Manifest => v.manifest(d),
+                Kind::Index => v.nested_index(&at, "", d, &mut Vec::new()),
+                _ => v.error(
+                    &at,
+                    "mediaType",
+                    format!("{} is neither a manifest nor an index", d.media_type()),
+                ),
+            }
+        }
+        v.report
+    }
+}
+
 struct Validator<'a> {
     layout: &'a Layout,
     options: &'a ValidateOptions,

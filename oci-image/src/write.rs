@@ -243,16 +243,21 @@ impl Layout {
         Ok(live)
     }
 
-    /// Removes every blob that [`Layout::reachable`] does not reach, and temporary files that
-    /// interrupted writers left more than an hour ago. Holds the layout lock while it runs.
+    /// Removes every blob that [`Layout::reachable`] does not reach and no live [`crate::Lease`]
+    /// holds, the leases and `index.json` temporaries of writers that died, and blob
+    /// temporaries that interrupted writers left more than an hour ago. Holds the layout lock
+    /// while it runs.
     pub fn gc(&self) -> Result<GcReport> {
         let _lock = self.lock()?;
-        let live = self.reachable()?;
+        let mut live = self.reachable()?;
+        // Content in flight: written by a pull or held by an unpack, not tagged (yet).
+        live.extend(self.leased_locked()?);
         let mut report = GcReport::default();
         let blobs = self.path().join("blobs");
         let now = SystemTime::now();
-        // Interrupted blob writers leave temporaries in blobs/, index writers in the root.
-        report.temp_files_removed += remove_stale_temps(self.path(), now)?;
+        // Interrupted blob writers leave temporaries in blobs/, index writers in the root
+        // (those are written under the lock we hold, so any found now is stale).
+        report.temp_files_removed += self.sweep_locked()?;
         report.temp_files_removed += remove_stale_temps(&blobs, now)?;
         for alg in fs::read_dir(&blobs).map_err(|e| Error::io(&blobs, e))? {
             let alg = alg.map_err(|e| Error::io(&blobs, e))?;

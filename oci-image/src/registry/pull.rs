@@ -38,6 +38,8 @@ struct Plan {
     seen_blobs: HashSet<Digest>,
     /// The image manifests.
     manifests: Vec<Descriptor>,
+    /// The digests in `blobs` that are configs.
+    configs: HashSet<Digest>,
 }
 
 impl Plan {
@@ -95,6 +97,9 @@ impl Client {
         layout: &Layout,
         options: &PullOptions,
     ) -> Result<Pulled> {
+        // What this pull writes is not reachable from index.json until the tag: a lease keeps
+        // a concurrent gc (here or in another process) from collecting it meanwhile.
+        let lease = layout.lease()?;
         let scope = self.scope(reference, "pull", None);
         let (top, top_bytes) = self.fetch_manifest(&scope, reference, None)?;
         let mut plan = Plan::default();
@@ -116,9 +121,11 @@ impl Client {
                     wanted,
                     seen: Vec::new(),
                     fetched: HashMap::new(),
+                    indexes: HashMap::new(),
+                    platforms: HashMap::new(),
+                    requests: 0,
                 };
-                let chosen =
-                    self.select(&scope, reference, layout, &top, &top_bytes, 0, &mut sel)?;
+                let chosen = self.select(&scope, reference, &top, &top_bytes, 0, &mut sel)?;
                 let Some((_, chosen)) = chosen else {
                     return Err(Error::NoMatchingPlatform {
                         wanted: wanted.to_string(),
@@ -138,14 +145,37 @@ impl Client {
                 top.clone()
             }
         };
+        lease.add(
+            plan.blobs
+                .iter()
+                .map(Descriptor::digest)
+                .chain(plan.documents.iter().map(|(d, _)| d.digest())),
+        )?;
 
+        // Configs first: an image whose config does not pair with its layers is refused
+        // before its layers are downloaded.
         let progress = options.progress.clone();
-        let outcomes = parallel(&plan.blobs, self.transport.config.concurrency, |d| {
+        let (configs, layers): (Vec<Descriptor>, Vec<Descriptor>) = plan
+            .blobs
+            .iter()
+            .cloned()
+            .partition(|d| plan.configs.contains(d.digest()));
+        let mut outcomes = parallel(&configs, self.transport.config.concurrency, |d| {
             self.download_blob(&scope, layout, d, progress.as_ref())
         })?;
         for (d, bytes) in &plan.documents {
+            if media_type::kind(d.media_type()) == Kind::Manifest {
+                precheck_image(layout, reference, d, bytes)?;
+            }
+        }
+        outcomes.extend(parallel(&layers, self.transport.config.concurrency, |d| {
+            self.download_blob(&scope, layout, d, progress.as_ref())
+        })?);
+        for (d, bytes) in &plan.documents {
             store_bytes(layout, d, bytes)?;
         }
+        // Nothing that is not whole is tagged: the image as `validate` and `run` see it.
+        check_whole(layout, reference, &stored)?;
         let tag = match &options.tag {
             Some(t) => Some(t.clone()),
             None => reference.tag().map(|_| reference.to_string()),
@@ -153,6 +183,7 @@ impl Client {
         if let Some(t) = &tag {
             layout.tag(t, &stored)?;
         }
+        drop(lease);
         Ok(Pulled {
             reference: reference.clone(),
             descriptor: top,
@@ -171,7 +202,20 @@ impl Client {
     /// usually lack them), as [`Layout::put_manifest`] does not require them.
     fn add_manifest(&self, doc: Document, plan: &mut Plan) -> Result<()> {
         let manifest = crate::layout::parse_manifest(&doc.1, &doc.0)?;
-        plan.add_blob(manifest.config());
+        let config = manifest.config();
+        // Checked before any byte is downloaded: `inspect` and `run` refuse a larger config.
+        if media_type::kind(config.media_type()) == Kind::Config && config.size() > MAX_CONFIG_SIZE
+        {
+            return Err(Error::TooLarge {
+                digest: config.digest().clone(),
+                size: config.size(),
+                limit: MAX_CONFIG_SIZE,
+                what: "an image config",
+            });
+        }
+        crate::digest::check_registered(config.digest())?;
+        plan.configs.insert(config.digest().clone());
+        plan.add_blob(config);
         for l in manifest.layers() {
             if matches!(
                 media_type::kind(l.media_type()),
@@ -182,6 +226,7 @@ impl Client {
             ) {
                 continue;
             }
+            crate::digest::check_registered(l.digest())?;
             plan.add_blob(l);
         }
         plan.manifests.push(doc.0.clone());
@@ -237,13 +282,16 @@ impl Client {
 
     /// The best manifest for the wanted platform in an index (image-index.md: the closest
     /// variant, then the first in order), following nested indexes. Manifests whose
-    /// descriptor has no platform are judged by their config, fetched for that.
-    #[allow(clippy::too_many_arguments)]
+    /// descriptor has no platform are judged by their config, fetched for that (into memory:
+    /// the store gets only what the pull keeps).
+    ///
+    /// As the local `resolve`, each index and manifest is fetched once (a memo by digest, so
+    /// that indexes whose entries all point to the same next level cost one request per
+    /// level), and the whole selection is capped at [`MAX_SELECTION_REQUESTS`] requests.
     fn select(
         &self,
         scope: &Scope,
         reference: &Reference,
-        layout: &Layout,
         desc: &Descriptor,
         bytes: &[u8],
         depth: usize,
@@ -262,7 +310,7 @@ impl Client {
                 Kind::Manifest => {
                     let platform = match child.platform() {
                         Some(p) => Some(PlatformSpec::from_platform(p)),
-                        None => self.config_platform(scope, reference, layout, child, sel)?,
+                        None => self.config_platform(scope, reference, child, sel)?,
                     };
                     match platform {
                         // BuildKit's attestations ("unknown/unknown") are not images.
@@ -276,10 +324,18 @@ impl Client {
                         _ => None,
                     }
                 }
-                Kind::Index => {
-                    let (d, b) = self.fetch_manifest(scope, reference, Some(child))?;
-                    self.select(scope, reference, layout, &d, &b, depth + 1, sel)?
-                }
+                Kind::Index => match sel.indexes.get(child.digest()) {
+                    Some(hit) => hit.clone(),
+                    None => {
+                        sel.count(reference)?;
+                        let (d, b) = self.fetch_manifest(scope, reference, Some(child))?;
+                        // A cycle: the index is being searched above us; nothing new below.
+                        sel.indexes.insert(d.digest().clone(), None);
+                        let r = self.select(scope, reference, &d, &b, depth + 1, sel)?;
+                        sel.indexes.insert(d.digest().clone(), r.clone());
+                        r
+                    }
+                },
                 _ => None,
             };
             if let Some((rank, d)) = found {
@@ -296,30 +352,89 @@ impl Client {
         &self,
         scope: &Scope,
         reference: &Reference,
-        layout: &Layout,
         child: &Descriptor,
         sel: &mut Selection<'_>,
     ) -> Result<Option<PlatformSpec>> {
-        let (d, bytes) = self.fetch_manifest(scope, reference, Some(child))?;
-        let manifest = crate::layout::parse_manifest(&bytes, &d)?;
-        sel.fetched.insert(d.digest().clone(), bytes);
+        let bytes = match sel.fetched.get(child.digest()) {
+            Some(b) => b.clone(),
+            None => {
+                sel.count(reference)?;
+                let (_, b) = self.fetch_manifest(scope, reference, Some(child))?;
+                sel.fetched.insert(child.digest().clone(), b.clone());
+                b
+            }
+        };
+        let manifest = crate::layout::parse_manifest(&bytes, child)?;
         let config = manifest.config();
         if media_type::kind(config.media_type()) != Kind::Config {
             return Ok(None);
         }
-        self.download_blob(scope, layout, config, None)?;
+        if let Some(p) = sel.platforms.get(config.digest()) {
+            return Ok(p.clone());
+        }
+        sel.count(reference)?;
+        let bytes = self.fetch_small_blob(scope, config, MAX_CONFIG_SIZE, "an image config")?;
         #[derive(serde::Deserialize)]
         struct ConfigPlatform {
             architecture: String,
             os: String,
             variant: Option<String>,
         }
-        let c: ConfigPlatform = layout.read_json(config, MAX_CONFIG_SIZE)?;
+        let c: ConfigPlatform =
+            crate::layout::parse_json(&bytes, &crate::layout::blob_file_name(config.digest()))?;
         let mut p = format!("{}/{}", c.os, c.architecture);
         if let Some(v) = c.variant.filter(|v| !v.is_empty()) {
             p = format!("{p}/{v}");
         }
-        Ok(p.parse().ok())
+        let p: Option<PlatformSpec> = p.parse().ok();
+        sel.platforms.insert(config.digest().clone(), p.clone());
+        Ok(p)
+    }
+
+    /// Fetches a small blob into memory, verified: refused before the request when its
+    /// descriptor declares more than `limit` bytes.
+    fn fetch_small_blob(
+        &self,
+        scope: &Scope,
+        desc: &Descriptor,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>> {
+        let digest = desc.digest();
+        crate::digest::check_registered(digest)?;
+        if desc.size() > limit {
+            return Err(Error::TooLarge {
+                digest: digest.clone(),
+                size: desc.size(),
+                limit,
+                what,
+            });
+        }
+        let path = format!("/v2/{}/blobs/{digest}", scope.repository);
+        let mut resp = self
+            .transport
+            .send(scope, &Request::new(Method::Get, path.clone()))?;
+        let url = self.transport.url(scope, &path)?;
+        if resp.status().as_u16() != 200 {
+            return Err(response_error("GET", &url, &format!("blob {digest}"), resp));
+        }
+        let bytes = read_body(&mut resp, &url, desc.size())?;
+        if bytes.len() as u64 != desc.size() {
+            return Err(Error::SizeMismatch {
+                digest: digest.clone(),
+                expected: desc.size(),
+                actual: bytes.len() as u64,
+                at_least: bytes.len() as u64 > desc.size(),
+            });
+        }
+        let actual = digest_with(digest, &bytes)?;
+        if actual != *digest {
+            return Err(Error::DigestMismatch {
+                expected: digest.clone(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Fetches a manifest or index: the one the reference names when `expected` is `None`,
@@ -462,10 +577,10 @@ impl Client {
                 f(&p)
             }
         };
-        let present = |layout: &Layout| -> Result<bool> {
-            Ok(layout.has_blob(digest)?
-                && std::fs::metadata(layout.blob_path(digest)?).is_ok_and(|m| m.len() == size))
-        };
+        // A blob of the right size may still hold other bytes (a bit flip, an edit): it is
+        // verified before the download is skipped, and a corrupt one is downloaded again
+        // (the new file replaces it when it commits).
+        let present = |layout: &Layout| -> Result<bool> { verified_present(layout, desc) };
         if present(layout)? {
             report(Progress::BlobSkipped {
                 digest: digest.clone(),
@@ -662,15 +777,130 @@ fn copy_body(
     Ok(())
 }
 
+/// The most requests platform selection makes (indexes, manifests and configs fetched to
+/// choose), beyond the top document: an index of thousands of manifests without a platform
+/// is refused after this many rather than costing two requests per entry.
+pub const MAX_SELECTION_REQUESTS: usize = 256;
+
 struct Selection<'a> {
     wanted: &'a PlatformSpec,
     seen: Vec<String>,
+    /// Manifests fetched to read their config's platform, by digest.
     fetched: HashMap<Digest, Vec<u8>>,
+    /// Nested indexes searched, and what each gave.
+    indexes: HashMap<Digest, Option<(u32, Descriptor)>>,
+    /// The platforms of configs read, by digest.
+    platforms: HashMap<Digest, Option<PlatformSpec>>,
+    requests: usize,
+}
+
+impl Selection<'_> {
+    fn count(&mut self, reference: &Reference) -> Result<()> {
+        self.requests += 1;
+        if self.requests > MAX_SELECTION_REQUESTS {
+            return Err(Error::Invalid {
+                what: reference.to_string(),
+                reason: format!(
+                    "choosing a platform would take more than {MAX_SELECTION_REQUESTS} \
+                     requests (nested indexes, or manifests listed without a platform); \
+                     pull a manifest by digest instead"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Before the layers are downloaded: an image manifest's config (in the store by now) must
+/// pair with its layers as `resolve` and `run` need.
+fn precheck_image(
+    layout: &Layout,
+    reference: &Reference,
+    desc: &Descriptor,
+    bytes: &[u8],
+) -> Result<()> {
+    let manifest = crate::layout::parse_manifest(bytes, desc)?;
+    let config = manifest.config();
+    if media_type::kind(config.media_type()) != Kind::Config {
+        return Ok(());
+    }
+    let c: oci_spec::image::ImageConfiguration = layout.read_json(config, MAX_CONFIG_SIZE)?;
+    let problem = if c.rootfs().typ() != "layers" {
+        Some(format!(
+            "{}: rootfs.type: must be \"layers\", found {:?}",
+            crate::layout::blob_file_name(config.digest()),
+            c.rootfs().typ()
+        ))
+    } else if c.rootfs().diff_ids().len() != manifest.layers().len() {
+        Some(
+            Error::LayerCountMismatch {
+                manifest: desc.digest().clone(),
+                config: config.digest().clone(),
+                layers: manifest.layers().len(),
+                diff_ids: c.rootfs().diff_ids().len(),
+            }
+            .to_string(),
+        )
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(Error::InvalidImage {
+            reference: reference.to_string(),
+            problems: vec![p],
+        }),
+        None => Ok(()),
+    }
+}
+
+/// After every blob is written, before the tag: the stored descriptor validates as a whole
+/// (sizes, not content: each blob was verified as it landed or before it was trusted), and
+/// each image manifest resolves to a runnable image.
+fn check_whole(layout: &Layout, reference: &Reference, stored: &Descriptor) -> Result<()> {
+    let report = layout.validate_descriptor(
+        stored,
+        &crate::ValidateOptions {
+            verify_content: false,
+        },
+    );
+    let mut problems: Vec<String> = report.errors().map(|p| p.to_string()).collect();
+    if problems.is_empty() && media_type::kind(stored.media_type()) == Kind::Manifest {
+        let manifest = layout.read_manifest(stored)?;
+        if media_type::kind(manifest.config().media_type()) == Kind::Config {
+            if let Err(e) = layout.image(stored) {
+                problems.push(e.to_string());
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidImage {
+            reference: reference.to_string(),
+            problems,
+        })
+    }
+}
+
+/// Whether the store holds the blob `desc` names, whole and with the right content.
+fn verified_present(layout: &Layout, desc: &Descriptor) -> Result<bool> {
+    let mut r = match layout.open_blob(desc) {
+        Ok(r) => r,
+        Err(Error::BlobNotFound { .. } | Error::SizeMismatch { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match std::io::copy(&mut r, &mut std::io::sink()) {
+        Ok(_) => Ok(true),
+        Err(e) => match Error::from_io(layout.blob_path(desc.digest())?, e) {
+            Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => Ok(false),
+            other => Err(other),
+        },
+    }
 }
 
 /// Writes a fetched (already verified) document into the store.
 fn store_bytes(layout: &Layout, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
-    if layout.has_blob(desc.digest())? {
+    if verified_present(layout, desc)? {
         return Ok(());
     }
     let mut p = layout.partial_blob(desc.digest())?;
