@@ -175,7 +175,11 @@ impl Default for ClientBuilder {
                 max_backoff: Duration::from_secs(10),
                 concurrency: 4,
                 user_agent: format!("oci-image/{}", env!("CARGO_PKG_VERSION")),
-                timeout: Duration::from_secs(30),
+                connect_timeout: Duration::from_secs(30),
+                read_timeout: Duration::from_secs(30),
+                request_timeout: Duration::from_secs(60),
+                deadline: None,
+                min_speed: 1024,
             },
         }
     }
@@ -267,15 +271,86 @@ impl ClientBuilder {
         self
     }
 
-    /// The timeout for connecting, for a response to start, and for each read (30 s by
-    /// default): a stalled transfer fails and is retried rather than hanging.
+    /// Sets both the [connect](ClientBuilder::connect_timeout) and the
+    /// [read](ClientBuilder::read_timeout) timeouts.
     ///
     /// ```
     /// let c = oci_image::registry::Client::builder().timeout(std::time::Duration::from_secs(5)).build();
     /// # let _ = c;
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
+        self.config.connect_timeout = timeout;
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// How long connecting to a registry (DNS, TCP, TLS handshake) may take (30 s by default).
+    ///
+    /// ```
+    /// let c = oci_image::registry::Client::builder()
+    ///     .connect_timeout(std::time::Duration::from_secs(5))
+    ///     .build();
+    /// # let _ = c;
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a transfer may wait for the next bytes (30 s by default). A blob transfer
+    /// that receives less than [`ClientBuilder::min_speed`] over this long fails as well, so
+    /// that a registry sending a byte a second cannot hold a pull. Such a failure is retried
+    /// from where it stopped, like a cut connection.
+    ///
+    /// ```
+    /// let c = oci_image::registry::Client::builder()
+    ///     .read_timeout(std::time::Duration::from_secs(10))
+    ///     .build();
+    /// # let _ = c;
+    /// ```
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// How long a whole request other than a blob transfer (a manifest, a token, an upload
+    /// step) may take, from connecting to the last byte of the answer (60 s by default). Not
+    /// retried: a registry that does not answer a manifest in this time is reported at once.
+    ///
+    /// ```
+    /// let c = oci_image::registry::Client::builder()
+    ///     .request_timeout(std::time::Duration::from_secs(20))
+    ///     .build();
+    /// # let _ = c;
+    /// ```
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
+    /// A deadline for each whole pull or push, retries included (none by default: the other
+    /// timeouts and the retry count bound it).
+    ///
+    /// ```
+    /// let c = oci_image::registry::Client::builder()
+    ///     .deadline(std::time::Duration::from_secs(600))
+    ///     .build();
+    /// # let _ = c;
+    /// ```
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config.deadline = Some(deadline);
+        self
+    }
+
+    /// The slowest blob transfer accepted, in bytes per second, measured over each
+    /// [`ClientBuilder::read_timeout`] (1024 by default; 0 accepts any speed).
+    ///
+    /// ```
+    /// let c = oci_image::registry::Client::builder().min_speed(0).build();
+    /// # let _ = c;
+    /// ```
+    pub fn min_speed(mut self, bytes_per_second: u64) -> Self {
+        self.config.min_speed = bytes_per_second;
         self
     }
 

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
 use super::transport::{
-    header, is_transient_error, read_body, response_error, HttpResponse, Method, Request, Scope,
+    header, is_transient_error, response_error, HttpResponse, Method, Request, Scope,
 };
 use super::{parallel, Client, Progress, ProgressFn, PullOptions, Pulled, Reference};
 use crate::digest::Hasher;
@@ -70,6 +70,11 @@ impl Client {
             repository: r.repository().to_string(),
             actions,
             mount_from,
+            deadline: self
+                .transport
+                .config
+                .deadline
+                .map(|d| std::time::Instant::now() + d),
         }
     }
 
@@ -418,7 +423,9 @@ impl Client {
         if resp.status().as_u16() != 200 {
             return Err(response_error("GET", &url, &format!("blob {digest}"), resp));
         }
-        let bytes = read_body(&mut resp, &url, desc.size())?;
+        let bytes = self
+            .transport
+            .read_body(scope, &mut resp, &url, desc.size())?;
         if bytes.len() as u64 != desc.size() {
             return Err(Error::SizeMismatch {
                 digest: digest.clone(),
@@ -477,7 +484,9 @@ impl Client {
             .unwrap_or_default();
         let header_digest =
             header(&resp, "docker-content-digest").and_then(|d| crate::parse_digest(&d).ok());
-        let bytes = read_body(&mut resp, &url, MAX_MANIFEST_SIZE)?;
+        let bytes = self
+            .transport
+            .read_body(scope, &mut resp, &url, MAX_MANIFEST_SIZE)?;
         if bytes.len() as u64 > MAX_MANIFEST_SIZE {
             return Err(match known_digest.or(header_digest.as_ref()) {
                 Some(d) => Error::TooLarge {
@@ -635,7 +644,11 @@ impl Client {
                 Err(e) if is_transient_error(&e) && attempt < self.transport.config.retries => {
                     // The bytes received so far stay in the partial file: the next try asks
                     // for the rest ("Resumable Pull").
-                    std::thread::sleep(self.backoff_for(attempt));
+                    self.transport.sleep(
+                        scope,
+                        self.backoff_for(attempt),
+                        &format!("blob {digest}"),
+                    )?;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -669,7 +682,7 @@ impl Client {
         let size = desc.size();
         let offset = partial.offset();
         let path = format!("/v2/{}/blobs/{digest}", scope.repository);
-        let mut req = Request::new(Method::Get, path.clone());
+        let mut req = Request::new(Method::Get, path.clone()).streaming();
         if offset > 0 {
             // "A registry SHOULD support the Range request header" (distribution-spec
             // "Pulling blobs"; RFC 9110 section 14).
@@ -706,7 +719,11 @@ impl Client {
             }
             _ => return Err(response_error("GET", &url, &format!("blob {digest}"), resp)),
         }
-        copy_body(&mut resp, partial, size, &url, received, &|n| {
+        let limits = Limits {
+            transport: &self.transport,
+            scope,
+        };
+        copy_body(&mut resp, partial, size, &url, &limits, received, &|n| {
             report(Progress::BlobBytes {
                 digest: digest.clone(),
                 bytes: n,
@@ -715,19 +732,31 @@ impl Client {
     }
 }
 
+/// What bounds a blob transfer: the read timeout, the minimum speed, the deadline.
+struct Limits<'a> {
+    transport: &'a super::transport::Transport,
+    scope: &'a Scope,
+}
+
 /// Copies a blob body into the partial download, never past the descriptor's size: a
 /// response longer than that is a [`Error::SizeMismatch`] whatever its `Content-Length`
-/// says; one that ends early is a transient [`Error::Transport`] (the bytes stay).
+/// says; one that ends early is a transient [`Error::Transport`] (the bytes stay). A transfer
+/// slower than the minimum speed over a read-timeout window is a transient
+/// [`Error::Timeout`]; one that outlives the deadline, a final one.
 fn copy_body(
     resp: &mut HttpResponse,
     partial: &mut crate::PartialBlob,
     size: u64,
     url: &str,
+    limits: &Limits<'_>,
     received: &mut u64,
     report: &dyn Fn(u64),
 ) -> Result<()> {
+    let config = &limits.transport.config;
     let mut reader = resp.body_mut().as_reader();
     let mut buf = vec![0u8; 256 * 1024];
+    let mut window_start = std::time::Instant::now();
+    let mut window_bytes = 0u64;
     loop {
         let remaining = size - partial.offset();
         let want = buf
@@ -737,13 +766,31 @@ fn copy_body(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
+                let detail = format!("at byte {} of {size}", partial.offset());
+                if let Some(ureq::Error::Timeout(kind)) =
+                    e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>())
+                {
+                    return Err(
+                        match limits
+                            .transport
+                            .timeout_error(limits.scope, url, *kind, true)
+                        {
+                            Error::Timeout {
+                                url, what, limit, ..
+                            } => Error::Timeout {
+                                url,
+                                what,
+                                limit,
+                                detail,
+                            },
+                            other => other,
+                        },
+                    );
+                }
                 return Err(Error::Transport {
                     url: url.to_string(),
-                    message: format!(
-                        "transfer interrupted at byte {} of {size}: {e}",
-                        partial.offset()
-                    ),
-                })
+                    message: format!("transfer interrupted {detail}: {e}"),
+                });
             }
         };
         if n == 0 {
@@ -764,6 +811,28 @@ fn copy_body(
             .map_err(|e| Error::io(partial.path(), e))?;
         *received += n as u64;
         report(n as u64);
+        window_bytes += n as u64;
+        let elapsed = window_start.elapsed();
+        if elapsed >= config.read_timeout {
+            let want = config.min_speed.saturating_mul(elapsed.as_secs().max(1));
+            if window_bytes < want && partial.offset() < size {
+                return Err(Error::Timeout {
+                    url: url.to_string(),
+                    what: "read timeout",
+                    limit: config.read_timeout,
+                    detail: format!(
+                        "{window_bytes} bytes in {} s, slower than the minimum of {} bytes/s; \
+                         at byte {} of {size}",
+                        elapsed.as_secs(),
+                        config.min_speed,
+                        partial.offset()
+                    ),
+                });
+            }
+            window_start = std::time::Instant::now();
+            window_bytes = 0;
+        }
+        limits.transport.check_deadline(limits.scope, url)?;
     }
     if partial.offset() < size {
         return Err(Error::Transport {

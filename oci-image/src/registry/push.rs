@@ -3,8 +3,8 @@
 use oci_spec::image::{Descriptor, Digest};
 
 use super::transport::{
-    header, is_transient_error, query_escape, response_error, status_error, Body, HttpResponse,
-    Method, Request, Scope,
+    header, is_transient_error, query_escape, resolve_location, response_error, status_error, Body,
+    HttpResponse, Method, Request, Scope,
 };
 use super::{parallel, Client, Progress, PushOptions, Pushed, Reference};
 use crate::error::{Error, Result};
@@ -287,6 +287,7 @@ impl Client {
                         offset,
                         len,
                     })
+                    .streaming()
                     .no_retry();
                 let resp = self.transport.send(scope, &req)?;
                 if resp.status().as_u16() != 202 {
@@ -306,7 +307,8 @@ impl Client {
                     path: file,
                     offset,
                     len: size - offset,
-                });
+                })
+                .streaming();
         }
         let resp = self.transport.send(scope, &req)?;
         if resp.status().as_u16() != 201 {
@@ -330,13 +332,12 @@ impl Client {
             message: "no Location header in the answer".into(),
         })?;
         let min = header(resp, "oci-chunk-min-length").and_then(|v| v.trim().parse().ok());
-        let abs = if loc.starts_with("http://") || loc.starts_with("https://") {
-            loc
-        } else if loc.starts_with('/') {
-            self.transport.url(scope, &loc)?
-        } else {
-            self.transport.url(scope, &format!("/{loc}"))?
-        };
+        // "The location MAY be relative" (distribution-spec "Pushing blobs"): resolved
+        // against the request's URL; a `file:` or other non-http(s) location is refused, and
+        // credentials follow it only to the registry's own origin (`Transport::send`).
+        let from = self.transport.url(scope, request)?;
+        let abs = resolve_location(&from, &loc)?;
+        self.transport.check_location(&from, &loc, &abs)?;
         Ok((abs, min))
     }
 }

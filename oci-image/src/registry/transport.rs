@@ -28,7 +28,11 @@ pub(crate) struct Config {
     pub max_backoff: Duration,
     pub concurrency: usize,
     pub user_agent: String,
-    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub deadline: Option<Duration>,
+    pub min_speed: u64,
 }
 
 /// Which repository a request is for, and what it needs to do there: the bearer token's
@@ -45,6 +49,8 @@ pub(crate) struct Scope {
     pub actions: &'static str,
     /// Another repository to read from (the source of a cross-repository mount).
     pub mount_from: Option<String>,
+    /// When the whole operation (a pull, a push) must have ended.
+    pub deadline: Option<Instant>,
 }
 
 impl Scope {
@@ -104,6 +110,9 @@ pub(crate) struct Request<'a> {
     /// Whether the transport may send it again after a transient failure. Upload steps
     /// whose repetition the registry would not accept are retried as a whole by the caller.
     pub retry: bool,
+    /// A blob transfer: bounded by the read timeout, the minimum speed and the deadline,
+    /// not by the request timeout.
+    pub streaming: bool,
 }
 
 impl<'a> Request<'a> {
@@ -114,7 +123,13 @@ impl<'a> Request<'a> {
             headers: Vec::new(),
             body: Body::Empty,
             retry: true,
+            streaming: false,
         }
+    }
+
+    pub fn streaming(mut self) -> Self {
+        self.streaming = true;
+        self
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -162,13 +177,14 @@ impl Transport {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .user_agent(config.user_agent.as_str())
-                // distribution-spec "API": follow redirects, but never carry `Authorization`
-                // to another host (blob GETs are commonly redirected to object storage).
-                .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
-                .max_redirects(10)
-                .timeout_connect(Some(config.timeout))
-                .timeout_recv_response(Some(config.timeout))
-                .timeout_per_read(Some(config.timeout))
+                // Redirects are followed by `exchange`, which carries `Authorization` only to
+                // the exact origin it was issued for (the library's same-host rule ignores
+                // the port and the scheme).
+                .max_redirects(0)
+                .timeout_resolve(Some(config.connect_timeout))
+                .timeout_connect(Some(config.connect_timeout))
+                .timeout_per_read(Some(config.read_timeout))
+                .timeout_per_write(Some(config.read_timeout))
                 .tls_config(
                     ureq::tls::TlsConfig::builder()
                         .disable_verification(!verify)
@@ -214,6 +230,11 @@ impl Transport {
             let req = http::Request::get(&url)
                 .body(())
                 .map_err(|e| bad_url(&url, e))?;
+            let req = self
+                .insecure_agent
+                .configure_request(req)
+                .timeout_global(Some(self.config.connect_timeout))
+                .build();
             match self.insecure_agent.run(req) {
                 Ok(_) => {
                     lock(&self.bases).insert(host.to_string(), base.clone());
@@ -305,29 +326,31 @@ impl Transport {
             sep = '&';
         }
         let creds = self.credentials(scope)?;
-        let agent = if self.is_insecure(&realm_host) {
-            &self.insecure_agent
-        } else {
-            &self.agent
-        };
+        // The basic credentials go to the realm the registry named, and only to its origin.
+        let basic = creds.as_ref().map(|c| c.basic_header());
+        let realm_origin = origin(&realm);
+        let req = Request::new(Method::Get, url.clone());
         let mut attempt = 0;
         let mut resp = loop {
-            let mut req = http::Request::get(&url);
-            if let Some(c) = &creds {
-                req = req.header("Authorization", c.basic_header());
-            }
-            let req = req.body(()).map_err(|e| bad_url(&url, e))?;
-            let wait = match agent.run(req) {
-                Ok(r) if is_transient_status(r.status().as_u16()) => self
+            let auth = basic.as_deref().zip(realm_origin.as_ref());
+            let wait = match self.exchange(scope, &url, &req, auth) {
+                Ok((r, _)) if is_transient_status(r.status().as_u16()) => self
                     .wait_for(attempt, &r)
                     .ok_or_else(|| status_error("GET", &url, r))?,
-                Ok(r) => break r,
-                Err(e) if is_transient(&e) && attempt < self.config.retries => {
-                    self.backoff(attempt)
+                Ok((r, _)) => break r,
+                Err(Failure::Other(e)) => return Err(e),
+                Err(Failure::Http(u, e)) => {
+                    if is_transient(&e)
+                        && !matches!(e, ureq::Error::Timeout(_))
+                        && attempt < self.config.retries
+                    {
+                        self.backoff(attempt)
+                    } else {
+                        return Err(self.http_error(scope, &u, &e, &req));
+                    }
                 }
-                Err(e) => return Err(transport_error(&url, &e)),
             };
-            std::thread::sleep(wait);
+            self.sleep(scope, wait, &url)?;
             attempt += 1;
         };
         let status = resp.status().as_u16();
@@ -433,7 +456,8 @@ impl Transport {
     /// Sends a request, authenticating as the registry asks and retrying transient failures
     /// (connection errors, 429, 500, 502, 503, 504) with exponential backoff. Returns the
     /// response for any other status; 401 (after authenticating) and 403 become
-    /// [`Error::Unauthorized`] and [`Error::Denied`].
+    /// [`Error::Unauthorized`] and [`Error::Denied`]. A timeout of a request that is not a
+    /// blob transfer is reported at once (see [`super::ClientBuilder::request_timeout`]).
     pub fn send(&self, scope: &Scope, req: &Request<'_>) -> Result<HttpResponse> {
         let mut attempt = 0u32;
         let mut reauthenticated = false;
@@ -441,28 +465,42 @@ impl Transport {
             let url = match self.url(scope, &req.target) {
                 Ok(u) => u,
                 Err(e) if req.retry && attempt < self.config.retries => {
-                    std::thread::sleep(self.backoff(attempt));
+                    self.sleep(scope, self.backoff(attempt), &format!("{}/v2/", scope.host))?;
                     attempt += 1;
                     let _ = e;
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            // Never send credentials to another host than the registry's (an absolute
-            // upload location may point elsewhere).
-            let same_host = url_host(&url).is_some_and(|h| h == scope.host);
-            let authz = if same_host {
+            self.check_deadline(scope, &url)?;
+            // Credentials go only to the registry's own origin (scheme, host and port): an
+            // absolute upload location or a redirect may point elsewhere.
+            let registry = origin(&self.base(&scope.host)?);
+            let authz = if registry.is_some() && origin(&url) == registry {
                 self.authorization(scope)?
             } else {
                 None
             };
-            let wait = match self.send_once(&url, req, authz.as_deref()) {
-                Err(e) if req.retry && is_transient(&e) && attempt < self.config.retries => {
-                    self.backoff(attempt)
+            let auth = authz.as_deref().zip(registry.as_ref());
+            let wait = match self.exchange(scope, &url, req, auth) {
+                Err(Failure::Other(e)) => return Err(e),
+                Err(Failure::Http(u, e)) => {
+                    let timed_out = matches!(e, ureq::Error::Timeout(_));
+                    if req.retry
+                        && is_transient(&e)
+                        && (!timed_out || req.streaming)
+                        && attempt < self.config.retries
+                    {
+                        self.backoff(attempt)
+                    } else {
+                        return Err(self.http_error(scope, &u, &e, req));
+                    }
                 }
-                Err(e) => return Err(transport_error(&url, &e)),
-                Ok(mut resp) => match resp.status().as_u16() {
-                    401 if same_host && !reauthenticated && self.learn(scope, &resp) => {
+                Ok((mut resp, at)) => match resp.status().as_u16() {
+                    401 if origin(&at) == registry
+                        && !reauthenticated
+                        && self.learn(scope, &resp) =>
+                    {
                         reauthenticated = true;
                         continue;
                     }
@@ -489,15 +527,145 @@ impl Transport {
                     _ => return Ok(resp),
                 },
             };
-            std::thread::sleep(wait);
+            self.sleep(scope, wait, &url)?;
             attempt += 1;
         }
     }
 
-    fn send_once(
+    /// Sleeps before a retry, but not past the deadline.
+    pub fn sleep(&self, scope: &Scope, wait: Duration, url: &str) -> Result<()> {
+        if let Some(d) = scope.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left <= wait {
+                std::thread::sleep(left);
+                return Err(self.deadline_error(url, "before the next retry"));
+            }
+        }
+        std::thread::sleep(wait);
+        Ok(())
+    }
+
+    /// [`Error::Timeout`] for the operation's deadline, if it has passed.
+    pub fn check_deadline(&self, scope: &Scope, url: &str) -> Result<()> {
+        match scope.deadline {
+            Some(d) if Instant::now() >= d => Err(self.deadline_error(url, "")),
+            _ => Ok(()),
+        }
+    }
+
+    fn deadline_error(&self, url: &str, detail: &str) -> Error {
+        Error::Timeout {
+            url: url.to_string(),
+            what: "deadline",
+            limit: self.config.deadline.unwrap_or_default(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The error for a failed exchange: a timeout names the deadline that fired and its value.
+    fn http_error(&self, scope: &Scope, url: &str, e: &ureq::Error, req: &Request<'_>) -> Error {
+        match e {
+            ureq::Error::Timeout(kind) => self.timeout_error(scope, url, *kind, req.streaming),
+            other => transport_error(url, other),
+        }
+    }
+
+    /// Maps a timeout of the HTTP library to the setting that caused it.
+    pub fn timeout_error(
         &self,
+        scope: &Scope,
+        url: &str,
+        kind: ureq::Timeout,
+        streaming: bool,
+    ) -> Error {
+        use ureq::Timeout as T;
+        let (what, limit) = match kind {
+            T::Resolve | T::Connect => ("connect timeout", self.config.connect_timeout),
+            T::PerRead | T::PerWrite => ("read timeout", self.config.read_timeout),
+            _ if scope
+                .deadline
+                .is_some_and(|d| streaming || d <= Instant::now() + Duration::from_millis(100)) =>
+            {
+                return self.deadline_error(url, "")
+            }
+            _ => ("request timeout", self.config.request_timeout),
+        };
+        Error::Timeout {
+            url: url.to_string(),
+            what,
+            limit,
+            detail: String::new(),
+        }
+    }
+
+    /// One request, following redirects (at most [`MAX_REDIRECTS`]) by hand:
+    /// `Authorization` (`auth`: the value and the origin it was issued for) goes only to that
+    /// exact origin; a `Location` that is not http(s), or plain HTTP to a host that is not
+    /// insecure, is refused. Returns the response and the URL that gave it.
+    fn exchange(
+        &self,
+        scope: &Scope,
         url: &str,
         req: &Request<'_>,
+        auth: Option<(&str, &Origin)>,
+    ) -> std::result::Result<(HttpResponse, String), Failure> {
+        let mut url = url.to_string();
+        let mut method = req.method;
+        let mut body_dropped = false;
+        for _ in 0..=MAX_REDIRECTS {
+            let authz = auth
+                .filter(|(_, o)| origin(&url).as_ref() == Some(*o))
+                .map(|(a, _)| a);
+            let resp = self
+                .send_once(scope, &url, method, req, body_dropped, authz)
+                .map_err(|e| Failure::Http(url.clone(), e))?;
+            let status = resp.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return Ok((resp, url));
+            }
+            let Some(location) = header(&resp, "location") else {
+                return Ok((resp, url));
+            };
+            let next = resolve_location(&url, &location).map_err(Failure::Other)?;
+            self.check_location(&url, &location, &next)
+                .map_err(Failure::Other)?;
+            // RFC 9110 section 15.4.4: 303 means "GET what is there".
+            if status == 303 && method != Method::Head {
+                method = Method::Get;
+                body_dropped = true;
+            }
+            url = next;
+        }
+        Err(Failure::Other(Error::Transport {
+            url,
+            message: format!("more than {MAX_REDIRECTS} redirects"),
+        }))
+    }
+
+    /// A redirect or upload location must be http(s), and plain HTTP only to a host that may
+    /// be reached that way.
+    pub fn check_location(&self, from: &str, location: &str, next: &str) -> Result<()> {
+        let refuse = |reason: &str| Error::BadLocation {
+            url: from.to_string(),
+            location: location.to_string(),
+            reason: reason.to_string(),
+        };
+        let host = url_host(next).ok_or_else(|| refuse("not an http(s) URL"))?;
+        if next.starts_with("http://") && !self.is_insecure(&host) {
+            return Err(refuse(
+                "plain HTTP to a host that is not localhost or an insecure registry",
+            ));
+        }
+        Ok(())
+    }
+
+    fn send_once(
+        &self,
+        scope: &Scope,
+        url: &str,
+        method: Method,
+        req: &Request<'_>,
+        body_dropped: bool,
         authz: Option<&str>,
     ) -> std::result::Result<HttpResponse, ureq::Error> {
         let host = url_host(url).unwrap_or_default();
@@ -506,37 +674,142 @@ impl Transport {
         } else {
             &self.agent
         };
-        let mut b = http::Request::builder()
-            .method(req.method.as_str())
-            .uri(url);
+        let left = scope
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let global = if req.streaming {
+            left
+        } else {
+            Some(left.map_or(self.config.request_timeout, |l| {
+                l.min(self.config.request_timeout)
+            }))
+        };
+        let configure = |r| agent.configure_request(r).timeout_global(global).build();
+        let mut b = http::Request::builder().method(method.as_str()).uri(url);
         for (k, v) in &req.headers {
             b = b.header(*k, v.as_str());
         }
         if let Some(a) = authz {
             b = b.header("Authorization", a);
         }
-        match &req.body {
+        let body = if body_dropped {
+            &Body::Empty
+        } else {
+            &req.body
+        };
+        match body {
             Body::Empty => {
-                if matches!(req.method, Method::Post | Method::Put | Method::Patch) {
+                if matches!(method, Method::Post | Method::Put | Method::Patch) {
                     b = b.header("Content-Length", "0");
-                    agent.run(b.body(&[][..])?)
-                } else {
-                    agent.run(b.body(())?)
                 }
+                agent.run(configure(b.body(ureq::SendBody::none())?))
             }
             Body::Bytes(bytes) => {
                 b = b.header("Content-Length", bytes.len().to_string());
-                agent.run(b.body(*bytes)?)
+                let owned = bytes.to_vec();
+                let body = ureq::SendBody::from_owned_reader(std::io::Cursor::new(owned));
+                agent.run(configure(b.body(body)?))
             }
             Body::File { path, offset, len } => {
                 let mut f = std::fs::File::open(path)?;
                 f.seek(SeekFrom::Start(*offset))?;
                 b = b.header("Content-Length", len.to_string());
                 let body = ureq::SendBody::from_owned_reader(f.take(*len));
-                agent.run(b.body(body)?)
+                agent.run(configure(b.body(body)?))
             }
         }
     }
+}
+
+/// How many redirects a request follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// Why an exchange failed: below HTTP (at that URL), or a refused redirect.
+pub(crate) enum Failure {
+    Http(String, ureq::Error),
+    Other(Error),
+}
+
+/// An origin (RFC 6454): scheme, host, port.
+pub(crate) type Origin = (String, String, u16);
+
+/// The origin of an absolute http(s) URL, with the scheme's default port made explicit.
+pub(crate) fn origin(url: &str) -> Option<Origin> {
+    let scheme = if url.starts_with("https://") {
+        "https"
+    } else if url.starts_with("http://") {
+        "http"
+    } else {
+        return None;
+    };
+    let authority = url_host(url)?;
+    let default = if scheme == "https" { 443 } else { 80 };
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => default,
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (authority.clone(), default),
+        }
+    };
+    Some((scheme.to_string(), host, port))
+}
+
+/// Resolves a `Location` against the URL of the request that answered with it (RFC 9110
+/// section 10.2.2, RFC 3986 section 5): absolute http(s) URLs as they are, a path against
+/// the request's origin. Any other scheme (`file:`, `ftp:`…) is refused, never read as a
+/// path.
+pub(crate) fn resolve_location(from: &str, location: &str) -> Result<String> {
+    let location = location.trim();
+    let refuse = |reason: &str| Error::BadLocation {
+        url: from.to_string(),
+        location: location.to_string(),
+        reason: reason.to_string(),
+    };
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let (scheme, rest) = location.split_once("://").unwrap_or(("", location));
+        return Ok(format!("{}://{rest}", scheme.to_ascii_lowercase()));
+    }
+    // RFC 3986 section 3.1: a scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":".
+    let scheme_end = location.find(':');
+    let first_delim = location.find(['/', '?', '#']);
+    if let Some(i) = scheme_end {
+        let candidate = &location[..i];
+        if first_delim.is_none_or(|d| i < d)
+            && candidate.starts_with(|c: char| c.is_ascii_alphabetic())
+            && candidate
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            return Err(refuse("only http and https locations are followed"));
+        }
+    }
+    let (scheme, _) = from
+        .split_once("://")
+        .ok_or_else(|| refuse("bad base URL"))?;
+    let authority = url_host(from).ok_or_else(|| refuse("bad base URL"))?;
+    if let Some(rest) = location.strip_prefix("//") {
+        return Ok(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{scheme}://{authority}{location}"));
+    }
+    // A relative path: against the directory of the request's path.
+    let after = &from[scheme.len() + 3..];
+    let path_start = after.find('/').unwrap_or(after.len());
+    let path = &after[path_start..];
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let dir = match path.rfind('/') {
+        Some(i) => &path[..=i],
+        None => "/",
+    };
+    Ok(format!("{scheme}://{authority}{dir}{location}"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -570,6 +843,8 @@ pub(crate) fn is_transient_status(s: u16) -> bool {
 pub(crate) fn is_transient_error(e: &Error) -> bool {
     match e {
         Error::Transport { .. } => true,
+        // A stalled or too slow transfer is tried again (resuming); a passed deadline is not.
+        Error::Timeout { what, .. } => *what != "deadline",
         Error::RegistryStatus { status, .. } => is_transient_status(*status),
         Error::Io { source, .. } => matches!(
             source.kind(),
@@ -621,6 +896,37 @@ pub(crate) fn response_error(method: &str, url: &str, what: &str, mut resp: Http
         };
     }
     status_error(method, url, resp)
+}
+
+impl Transport {
+    /// [`read_body`] of a request that is not a blob transfer, with a timeout reported as the
+    /// request timeout (or the deadline) that fired.
+    pub fn read_body(
+        &self,
+        scope: &Scope,
+        resp: &mut HttpResponse,
+        url: &str,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        match resp
+            .body_mut()
+            .as_reader()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut out)
+        {
+            Ok(_) => Ok(out),
+            Err(e) => match e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
+                Some(ureq::Error::Timeout(kind)) => {
+                    Err(self.timeout_error(scope, url, *kind, false))
+                }
+                _ => Err(Error::Transport {
+                    url: url.to_string(),
+                    message: format!("reading the response: {e}"),
+                }),
+            },
+        }
+    }
 }
 
 /// Reads at most `limit + 1` bytes of a body, so that the caller can tell a body over the
@@ -760,5 +1066,46 @@ mod tests {
             query_escape("repository:a/b:pull push"),
             "repository:a/b:pull%20push"
         );
+    }
+
+    #[test]
+    fn origins_include_scheme_and_port() {
+        let o = |u| origin(u).unwrap();
+        assert_eq!(
+            o("https://reg.io/v2/"),
+            ("https".into(), "reg.io".into(), 443)
+        );
+        assert_eq!(o("https://reg.io:443/x"), o("https://reg.io/y"));
+        assert_ne!(o("http://127.0.0.1:5105/"), o("http://127.0.0.1:5106/"));
+        assert_ne!(o("http://reg.io/"), o("https://reg.io/"));
+        assert_eq!(
+            o("http://[::1]:5000/v2/"),
+            ("http".into(), "[::1]".into(), 5000)
+        );
+        assert_eq!(origin("file:///etc/passwd"), None);
+    }
+
+    #[test]
+    fn locations_resolve_against_the_request_and_other_schemes_are_refused() {
+        let from = "http://127.0.0.1:5000/v2/repo/blobs/uploads/?x=1";
+        let r = |l| resolve_location(from, l);
+        assert_eq!(
+            r("/v2/repo/blobs/uploads/abc").unwrap(),
+            "http://127.0.0.1:5000/v2/repo/blobs/uploads/abc"
+        );
+        assert_eq!(
+            r("abc?s=1").unwrap(),
+            "http://127.0.0.1:5000/v2/repo/blobs/uploads/abc?s=1"
+        );
+        assert_eq!(r("HTTPS://other:1/p").unwrap(), "https://other:1/p");
+        assert_eq!(r("//other:2/p").unwrap(), "http://other:2/p");
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://x/y",
+            "data:,hi",
+            "javascript:alert(1)",
+        ] {
+            assert!(matches!(r(bad), Err(Error::BadLocation { .. })), "{bad}");
+        }
     }
 }
