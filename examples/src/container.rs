@@ -129,6 +129,55 @@ impl Store {
         platform: Option<&PlatformSpec>,
         policy: PullPolicy,
     ) -> Result<(Layout, oci_image::Image)> {
+        let (layout, image, _lease) = self.image_leased(name, platform, policy)?;
+        Ok((layout, image))
+    }
+
+    /// [`Store::image`], with a lease on the image's blobs: a concurrent `rmi` or `gc` does not
+    /// collect them (not even if the image is untagged meanwhile) while the lease lives, so
+    /// that an unpack reads whole content.
+    pub fn image_leased(
+        &self,
+        name: &str,
+        platform: Option<&PlatformSpec>,
+        policy: PullPolicy,
+    ) -> Result<(Layout, oci_image::Image, Option<oci_image::Lease>)> {
+        let mut tries = 0;
+        loop {
+            let (layout, image) = self.image_unleased(name, platform, policy)?;
+            // A layout we may not write to (a read-only image directory) cannot hold a lease;
+            // nothing there collects garbage behind our back either, but `ocibox gc`.
+            let Ok(lease) = layout.lease() else {
+                return Ok((layout, image, None));
+            };
+            let digests: Vec<_> = [
+                image.manifest_descriptor.digest(),
+                image.manifest.config().digest(),
+            ]
+            .into_iter()
+            .chain(image.layers.iter().map(|l| l.descriptor.digest()))
+            .cloned()
+            .collect();
+            lease.add(&digests)?;
+            // A gc between the resolve and the lease may have taken some: resolve again
+            // (pulling what is missing); from now on what is found stays.
+            let mut whole = true;
+            for d in &digests {
+                whole &= layout.has_blob(d)?;
+            }
+            tries += 1;
+            if whole || tries >= 3 {
+                return Ok((layout, image, Some(lease)));
+            }
+        }
+    }
+
+    fn image_unleased(
+        &self,
+        name: &str,
+        platform: Option<&PlatformSpec>,
+        policy: PullPolicy,
+    ) -> Result<(Layout, oci_image::Image)> {
         if let Some((dir, reference)) = local_layout(name) {
             let layout = Layout::open(&dir)?;
             let image = layout.resolve(&reference, platform)?;
@@ -169,7 +218,7 @@ impl Store {
             .as_deref()
             .map(str::parse::<PlatformSpec>)
             .transpose()?;
-        let (layout, image) = self.image(image_name, platform.as_ref(), opts.pull)?;
+        let (layout, image, lease) = self.image_leased(image_name, platform.as_ref(), opts.pull)?;
         let id = match &opts.name {
             Some(n) => {
                 oci_runtime::check_id(n)?;
@@ -195,6 +244,7 @@ impl Store {
             unpacker = unpacker.on_progress(f);
         }
         let chain = layers.prepare(&unpacker, &layout, &image, &id);
+        drop(lease);
         if drew {
             eprint!("\r\x1b[K");
         }
@@ -351,15 +401,19 @@ impl Store {
 
     /// `ocibox unpack`: the image (pulled if missing) as a flat rootfs at `dir`.
     pub fn unpack(&self, image: &str, platform: Option<&str>, dir: &Path) -> Result<()> {
-        let (layout, img) = self.fetch(image, platform)?;
+        let (layout, img, _lease) = self.fetch(image, platform)?;
         Unpacker::new().unpack(&layout, &img, dir)?;
         Ok(())
     }
 
     /// The image for `--platform` (the host's by default), pulled if the store lacks it.
-    fn fetch(&self, image: &str, platform: Option<&str>) -> Result<(Layout, oci_image::Image)> {
+    fn fetch(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+    ) -> Result<(Layout, oci_image::Image, Option<oci_image::Lease>)> {
         let p = platform.map(str::parse::<PlatformSpec>).transpose()?;
-        self.image(image, p.as_ref(), PullPolicy::Missing)
+        self.image_leased(image, p.as_ref(), PullPolicy::Missing)
     }
 
     /// `ocibox bundle`: `dir/rootfs` unpacked and `dir/config.json` converted from the image
@@ -371,7 +425,7 @@ impl Store {
         dir: &Path,
         command: Vec<String>,
     ) -> Result<()> {
-        let (layout, img) = self.fetch(image, platform)?;
+        let (layout, img, _lease) = self.fetch(image, platform)?;
         let rootfs = dir.join("rootfs");
         fs::create_dir_all(dir)?;
         Unpacker::new().unpack(&layout, &img, &rootfs)?;

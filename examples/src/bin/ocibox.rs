@@ -262,6 +262,8 @@ enum Command {
         /// A registry (`HOST[:PORT]`) that may be reached over plain HTTP; repeatable.
         #[arg(long)]
         insecure: Vec<String>,
+        #[command(flatten)]
+        net: NetArgs,
     },
     /// Push an image or index from a layout to a registry.
     Push {
@@ -278,17 +280,51 @@ enum Command {
         /// A registry (`HOST[:PORT]`) that may be reached over plain HTTP; repeatable.
         #[arg(long)]
         insecure: Vec<String>,
+        #[command(flatten)]
+        net: NetArgs,
     },
 }
 
-fn registry_client(insecure: Vec<String>) -> oci_image::registry::Client {
-    insecure
+/// Deadlines of registry requests, in seconds (fractions allowed).
+#[derive(clap::Args)]
+struct NetArgs {
+    /// Seconds connecting to the registry (DNS, TCP, TLS) may take.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_secs)]
+    connect_timeout: f64,
+    /// Seconds a transfer may wait for more bytes; a blob transfer slower than 1 KiB/s over
+    /// this long fails too (and is resumed).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_secs)]
+    read_timeout: f64,
+    /// Seconds a request other than a blob transfer (a manifest, a token) may take in all.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    request_timeout: f64,
+    /// Seconds the whole pull or push may take, retries included (no limit by default).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<f64>,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v < 1e9 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+fn registry_client(insecure: Vec<String>, net: &NetArgs) -> oci_image::registry::Client {
+    use std::time::Duration;
+    let mut b = insecure
         .into_iter()
         .fold(oci_image::registry::Client::builder(), |b, r| {
             b.insecure_registry(r)
         })
         .user_agent(concat!("ocibox/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .connect_timeout(Duration::from_secs_f64(net.connect_timeout))
+        .read_timeout(Duration::from_secs_f64(net.read_timeout))
+        .request_timeout(Duration::from_secs_f64(net.request_timeout));
+    if let Some(t) = net.timeout {
+        b = b.deadline(Duration::from_secs_f64(t));
+    }
+    b.build()
 }
 
 /// Splits `DIR`, `DIR:TAG` or `DIR@DIGEST` (skopeo's `oci:` syntax).
@@ -480,8 +516,9 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             platform,
             all,
             insecure,
+            net,
         } => {
-            let client = registry_client(insecure);
+            let client = registry_client(insecure, &net);
             let r = client.parse_reference(&reference)?;
             let (dir, tag) = split_ref(&layout);
             let layout = Layout::create(dir)?;
@@ -517,8 +554,9 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             mount_from,
             chunk_size,
             insecure,
+            net,
         } => {
-            let client = registry_client(insecure);
+            let client = registry_client(insecure, &net);
             let r = client.parse_reference(&reference)?;
             let (dir, local) = split_ref(&image);
             let layout = Layout::open(dir)?;
