@@ -58,6 +58,16 @@ struct PendingDir {
 /// `u+rwx` would stop the unprivileged unpacker from entering it in the next layer).
 pub(crate) type DeferredModes = Vec<(Components, u32)>;
 
+/// What waits for the end of a layer, or of all layers.
+#[derive(Debug, Default)]
+pub(crate) struct Deferred {
+    /// Rootless flat unpacks: directory modes, set after every layer.
+    pub(crate) modes: DeferredModes,
+    /// Overlay form: hardlinks whose target is not in the layer's own tree, resolved through
+    /// the layers below once they are all unpacked (see the `lower` module).
+    pub(crate) links: Vec<crate::lower::LowerLink>,
+}
+
 /// The metadata of one entry, collected from the header and its PAX records.
 struct Meta {
     mode: u32,
@@ -82,7 +92,7 @@ pub(crate) struct Applier<'a> {
     /// opaque (the lower one stays hidden).
     whited_out: HashSet<Vec<u8>>,
     dirs: Vec<PendingDir>,
-    deferred: &'a mut DeferredModes,
+    deferred: &'a mut Deferred,
     /// The last parent directory opened, valid until anything is removed.
     cache: Option<(Components, Rc<OwnedFd>)>,
     /// The group of the cached parent directory, once asked for.
@@ -101,7 +111,7 @@ impl<'a> Applier<'a> {
         root: &'a Root,
         form: Form,
         digest: &'a Digest,
-        deferred: &'a mut DeferredModes,
+        deferred: &'a mut Deferred,
     ) -> Self {
         Self {
             unpacker,
@@ -122,6 +132,10 @@ impl<'a> Applier<'a> {
             ),
             buf: vec![0; COPY_BUF],
         }
+    }
+
+    fn overlay(&self) -> bool {
+        matches!(self.form, Form::Overlay { .. })
     }
 
     fn invalid(&self, entry: &[u8], reason: impl Into<String>) -> Error {
@@ -759,20 +773,46 @@ impl<'a> Applier<'a> {
         if &target == path {
             return Err(self.invalid(name, "hardlink to itself"));
         }
-        let tdir = self.root.resolve_dir(tparent).map_err(|e| {
-            self.failed(
-                name,
-                format!("open hardlink target {:?}", String::from_utf8_lossy(&raw)),
-                e,
-            )
-        })?;
+        let tdir = match self.root.resolve_dir(tparent) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) && self.overlay() => {
+                None
+            }
+            Err(e) => {
+                return Err(self.failed(
+                    name,
+                    format!("open hardlink target {:?}", String::from_utf8_lossy(&raw)),
+                    e,
+                ))
+            }
+        };
         // Flags 0: the target's last component is not followed, so a symlink pointing out of
         // the root is linked as the symlink it is.
         let op = format!("link to {:?}", String::from_utf8_lossy(&raw));
-        self.create(name, parent, base, &op, |dir| {
-            rfs::linkat(&tdir, os(tbase), dir, os(base), AtFlags::empty())
-        })?;
-        Ok(())
+        let linked = match &tdir {
+            Some(tdir) => self.create(name, parent, base, &op, |dir| {
+                rfs::linkat(tdir, os(tbase), dir, os(base), AtFlags::empty())
+            }),
+            None => Err(self.failed(name, &op, Errno::NOENT)),
+        };
+        match linked {
+            Ok(_) => Ok(()),
+            // Overlay form: the layer is unpacked alone, and a valid image may link to a file
+            // of a lower layer (layer.md "Hardlinks": the target is any file "in the
+            // filesystem" the layers build). Resolved once the lower layers are all there.
+            Err(Error::Apply { source, .. })
+                if self.overlay() && source.raw_os_error() == Some(Errno::NOENT.raw_os_error()) =>
+            {
+                self.parent(name, parent)?;
+                self.deferred.links.push(crate::lower::LowerLink {
+                    entry: name.to_vec(),
+                    link: path.clone(),
+                    target,
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn node<R: Read>(
@@ -1058,7 +1098,7 @@ impl<'a> Applier<'a> {
             if self.rootless {
                 match self.form {
                     // Every directory, so a later layer's mode replaces an earlier one's.
-                    Form::Flat => self.deferred.push((d.path, d.mode)),
+                    Form::Flat => self.deferred.modes.push((d.path, d.mode)),
                     Form::Overlay { .. } if d.mode & 0o700 != 0o700 => {
                         rfs::fchmod(&fd, Mode::from_raw_mode(d.mode))
                             .map_err(|e| self.failed(&name, "chmod", e))?

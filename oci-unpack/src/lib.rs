@@ -97,6 +97,7 @@
 mod apply;
 mod error;
 mod fs;
+mod lower;
 mod store;
 mod stream;
 #[cfg(test)]
@@ -116,7 +117,7 @@ use oci_spec::runtime::LinuxIdMapping;
 pub use error::{Error, Result};
 pub use store::{chain_ids, LayerStore, OverlayMount, StoreGcReport, StoredLayer};
 
-use apply::{Applier, DeferredModes, Form};
+use apply::{Applier, Deferred, Form};
 use fs::Root;
 
 /// Caps on what one unpack may do, so a hostile image (a tar bomb, a million empty files, a
@@ -302,7 +303,7 @@ impl Unpacker {
         let private = PrivateDir::new(parent, self.rootless)?;
         let root = Root::open(private.path()).map_err(|e| Error::io(private.path(), e))?;
         let counters = Counters::default();
-        let mut deferred = DeferredModes::new();
+        let mut deferred = Deferred::default();
         for layer in &image.layers {
             let blob = layout.open_blob(&layer.descriptor)?;
             self.apply_verified(
@@ -315,7 +316,8 @@ impl Unpacker {
                 &mut deferred,
             )?;
         }
-        apply::apply_deferred_modes(&root, deferred).map_err(|e| Error::io(private.path(), e))?;
+        apply::apply_deferred_modes(&root, deferred.modes)
+            .map_err(|e| Error::io(private.path(), e))?;
         drop(root);
         if replace_empty {
             // rename(2) replaces an empty directory atomically.
@@ -341,7 +343,7 @@ impl Unpacker {
         let blob = VerifyingReader::new(blob, descriptor.digest().clone(), descriptor.size())?;
         let root = Root::open(root_path).map_err(|e| Error::io(root_path, e))?;
         let counters = Counters::default();
-        let mut deferred = DeferredModes::new();
+        let mut deferred = Deferred::default();
         self.apply_verified(
             &root,
             blob,
@@ -351,7 +353,7 @@ impl Unpacker {
             &counters,
             &mut deferred,
         )?;
-        apply::apply_deferred_modes(&root, deferred).map_err(|e| Error::io(root_path, e))
+        apply::apply_deferred_modes(&root, deferred.modes).map_err(|e| Error::io(root_path, e))
     }
 
     /// Applies a blob that verifies itself (a [`VerifyingReader`]): decompression and diff_id
@@ -365,7 +367,7 @@ impl Unpacker {
         diff_id: Option<&Digest>,
         form: Form,
         counters: &Counters,
-        deferred: &mut DeferredModes,
+        deferred: &mut Deferred,
     ) -> Result<()> {
         let digest = descriptor.digest();
         let expected = match oci_image::media_type::kind(descriptor.media_type()) {

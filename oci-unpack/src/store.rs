@@ -43,7 +43,7 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
 };
 
-use crate::apply::{DeferredModes, Form};
+use crate::apply::{Deferred, Form};
 use crate::fs::Root;
 use crate::{Counters, Error, PrivateDir, Result, Unpacker};
 
@@ -90,6 +90,12 @@ pub struct StoredLayer {
 #[derive(Debug, Clone)]
 pub struct LayerStore {
     root: PathBuf,
+}
+
+/// A layer unpacked into a private directory, with its hardlinks to lower layers still to do.
+struct Built {
+    dir: PrivateDir,
+    links: Vec<crate::lower::LowerLink>,
 }
 
 /// Holds the store's lock until dropped.
@@ -211,7 +217,7 @@ impl LayerStore {
         let tmp = self.root.join("tmp");
         let counters = Counters::default();
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<(usize, Result<PrivateDir>)>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<(usize, Result<Built>)>> = Mutex::new(Vec::new());
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -247,11 +253,41 @@ impl LayerStore {
                 Err(_) => {}
             }
         }
-        match first_err {
+        if let Some(e) = first_err {
             // The built directories are dropped, and removed, with `out`.
-            Some(e) => Err(e),
-            None => Ok(out),
+            return Err(e);
         }
+        // Hardlinks to files of lower layers, now that every layer below each is there.
+        let prefix = if unpacker.rootless {
+            "user.overlay."
+        } else {
+            "trusted.overlay."
+        };
+        for k in 0..out.len() {
+            let (i, built) = &out[k];
+            if built.links.is_empty() {
+                continue;
+            }
+            let mut dirs = vec![built.dir.path().join("diff")];
+            for below in (0..*i).rev() {
+                dirs.push(match out.iter().find(|(j, _)| *j == below) {
+                    Some((_, b)) => b.dir.path().join("diff"),
+                    None => self.diff_path(&chain[below]),
+                });
+            }
+            let digest = image.layers[*i].descriptor.digest();
+            let stack =
+                crate::lower::Stack::open(&dirs, prefix).map_err(|e| Error::io(&dirs[0], e))?;
+            crate::lower::resolve(&stack, &built.links).map_err(|(entry, op, source)| {
+                Error::Apply {
+                    digest: digest.clone(),
+                    entry: String::from_utf8_lossy(&entry).into_owned(),
+                    op,
+                    source,
+                }
+            })?;
+        }
+        Ok(out.into_iter().map(|(i, b)| (i, b.dir)).collect())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -264,7 +300,7 @@ impl LayerStore {
         i: usize,
         tmp: &Path,
         counters: &Counters,
-    ) -> Result<PrivateDir> {
+    ) -> Result<Built> {
         let layer = &image.layers[i];
         let dir = PrivateDir::new(tmp, unpacker.rootless)?;
         let diff = dir.path().join("diff");
@@ -278,7 +314,7 @@ impl LayerStore {
             },
         };
         let blob = layout.open_blob(&layer.descriptor)?;
-        let mut deferred = DeferredModes::new();
+        let mut deferred = Deferred::default();
         unpacker.apply_verified(
             &root,
             blob,
@@ -298,7 +334,10 @@ impl LayerStore {
         }
         let refs = dir.path().join("refs");
         std::fs::create_dir(&refs).map_err(|e| Error::io(&refs, e))?;
-        Ok(dir)
+        Ok(Built {
+            dir,
+            links: deferred.links,
+        })
     }
 
     fn owner_file(&self, owner: &str) -> PathBuf {

@@ -463,3 +463,92 @@ fn gc_drops_records_of_overlays_no_longer_mounted() {
     assert_eq!(r.layers_removed.len(), chain.len());
     assert!(store.layers().unwrap().is_empty());
 }
+
+/// layer.md "Hardlinks": a hardlink may name a file a lower layer added. The store unpacks
+/// each layer alone, so the target is found through the layers below (a symlinked directory on
+/// the way, a whiteout and an opaque directory honoured) and copied up: mounted for real, the
+/// merged tree is the flat unpack's, both names one inode, and the lower layer is unchanged.
+#[test]
+fn a_hardlink_to_a_lower_layers_file_is_copied_up() {
+    let w = workdir();
+    let mut l1 = Tar::new();
+    l1.dir_owned("srv/", 0o750, 7, 8)
+        .file_x("srv/a", b"lower a", 0o640, &[("user.k", b"v")])
+        .dir("real/", 0o755)
+        .file_owned("real/f", b"through a symlink", 0o604, 3, 4)
+        .symlink("via", "/real")
+        .file("gone", b"g", 0o644)
+        .dir("opq/", 0o755)
+        .file("opq/hidden", b"h", 0o644);
+    let mut l2 = Tar::new();
+    l2.whiteout(".wh.gone")
+        .dir("opq/", 0o755)
+        .whiteout("opq/.wh..wh..opq")
+        .file("mid", b"m", 0o644);
+    let mut l3 = Tar::new();
+    l3.hardlink("b", "srv/a")
+        .hardlink("c", "b")
+        .hardlink("d", "via/f")
+        .hardlink("e", "mid");
+    let layers = [l1.bytes(), l2.bytes(), l3.bytes()];
+    let (layout, image) = image(&w.path().join("layout"), &layers, Comp::Gzip);
+    let flat = w.path().join("flat");
+    Unpacker::new().unpack(&layout, &image, &flat).unwrap();
+
+    let store = LayerStore::open(w.path().join("store")).unwrap();
+    let chain = store
+        .prepare(&Unpacker::new(), &layout, &image, "c")
+        .unwrap();
+    let mount = store.mount(&chain, w.path().join("ctr")).unwrap();
+    let (m, f) = (snapshot(mount.merged()), snapshot(&flat));
+    assert_eq!(m.keys().collect::<Vec<_>>(), f.keys().collect::<Vec<_>>());
+    for (p, n) in &f {
+        let g = &m[p];
+        assert_eq!(
+            (
+                g.kind,
+                g.mode,
+                g.uid,
+                g.gid,
+                &g.target,
+                &g.sha256,
+                &g.xattrs,
+                &g.link_group
+            ),
+            (
+                n.kind,
+                n.mode,
+                n.uid,
+                n.gid,
+                &n.target,
+                &n.sha256,
+                &n.xattrs,
+                &n.link_group
+            ),
+            "{p}"
+        );
+        assert_eq!(g.mtime, n.mtime, "{p}");
+    }
+    assert_eq!(m["b"].link_group.as_deref(), Some("b"));
+    assert_eq!(m["srv/a"].link_group.as_deref(), Some("b"));
+    // The lower layers are unchanged: one link each.
+    let lower = snapshot(&store.diff_path(&chain[0]));
+    assert_eq!(lower["srv/a"].link_group, None);
+    mount.unmount().unwrap();
+
+    // A link to a file the layers below deleted is still refused.
+    let mut l4 = Tar::new();
+    l4.hardlink("x", "gone");
+    let (layout2, image2) = common::image(
+        &w.path().join("layout2"),
+        &[layers[0].clone(), layers[1].clone(), l4.bytes()],
+        Comp::Gzip,
+    );
+    let e = store
+        .prepare(&Unpacker::new(), &layout2, &image2, "d")
+        .unwrap_err();
+    assert!(e.to_string().contains("link to \"gone\""), "{e}");
+    Unpacker::new()
+        .unpack(&layout2, &image2, w.path().join("flat2"))
+        .unwrap_err();
+}
