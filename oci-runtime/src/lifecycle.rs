@@ -742,25 +742,86 @@ fn no_cgroup(id: &str) -> Error {
     }
 }
 
-/// Fields set in `update` replace the recorded ones; unset fields keep them.
+/// Fields set in `update` replace the recorded ones; unset fields keep them, and so do
+/// zeros that mean "not set" ([`oci_sandbox::cgroups::without_unset`]) and the device rules,
+/// which `update` does not change. Lists (per-device settings, hugepage limits) given replace
+/// the recorded list; `unified` keys are added to the recorded ones.
 fn merge_resources(mut base: LinuxResources, new: &LinuxResources) -> LinuxResources {
-    if new.memory().is_some() {
-        base.set_memory(*new.memory());
+    let new = oci_sandbox::cgroups::without_unset(new);
+    if let Some(n) = new.memory() {
+        let o = base.memory().unwrap_or_default();
+        let mut m = o;
+        m.set_limit(n.limit().or(o.limit()))
+            .set_reservation(n.reservation().or(o.reservation()))
+            .set_swap(n.swap().or(o.swap()))
+            .set_swappiness(n.swappiness().or(o.swappiness()))
+            .set_disable_oom_killer(n.disable_oom_killer().or(o.disable_oom_killer()))
+            .set_use_hierarchy(n.use_hierarchy().or(o.use_hierarchy()));
+        base.set_memory(Some(m));
     }
-    if new.cpu().is_some() {
-        base.set_cpu(new.cpu().clone());
+    if let Some(n) = new.cpu() {
+        let o = base.cpu().clone().unwrap_or_default();
+        let mut c = o.clone();
+        c.set_shares(n.shares().or(o.shares()))
+            .set_quota(n.quota().or(o.quota()))
+            .set_period(n.period().or(o.period()))
+            .set_burst(n.burst().or(o.burst()))
+            .set_idle(n.idle().or(o.idle()))
+            .set_realtime_runtime(n.realtime_runtime().or(o.realtime_runtime()))
+            .set_realtime_period(n.realtime_period().or(o.realtime_period()))
+            .set_cpus(n.cpus().clone().or(o.cpus().clone()))
+            .set_mems(n.mems().clone().or(o.mems().clone()));
+        base.set_cpu(Some(c));
     }
     if new.pids().is_some() {
         base.set_pids(*new.pids());
     }
-    if new.block_io().is_some() {
-        base.set_block_io(new.block_io().clone());
+    if let Some(n) = new.block_io() {
+        let o = base.block_io().clone().unwrap_or_default();
+        let mut b = o.clone();
+        b.set_weight(n.weight().or(o.weight()))
+            .set_leaf_weight(n.leaf_weight().or(o.leaf_weight()))
+            .set_weight_device(n.weight_device().clone().or(o.weight_device().clone()))
+            .set_throttle_read_bps_device(
+                n.throttle_read_bps_device()
+                    .clone()
+                    .or(o.throttle_read_bps_device().clone()),
+            )
+            .set_throttle_write_bps_device(
+                n.throttle_write_bps_device()
+                    .clone()
+                    .or(o.throttle_write_bps_device().clone()),
+            )
+            .set_throttle_read_iops_device(
+                n.throttle_read_iops_device()
+                    .clone()
+                    .or(o.throttle_read_iops_device().clone()),
+            )
+            .set_throttle_write_iops_device(
+                n.throttle_write_iops_device()
+                    .clone()
+                    .or(o.throttle_write_iops_device().clone()),
+            );
+        base.set_block_io(Some(b));
     }
-    if new.hugepage_limits().is_some() {
+    if let Some(n) = new.network() {
+        let o = base.network().clone().unwrap_or_default();
+        let mut net = o.clone();
+        net.set_class_id(n.class_id().or(o.class_id()))
+            .set_priorities(n.priorities().clone().or(o.priorities().clone()));
+        base.set_network(Some(net));
+    }
+    if new
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
         base.set_hugepage_limits(new.hugepage_limits().clone());
     }
-    if new.unified().is_some() {
-        base.set_unified(new.unified().clone());
+    if let Some(u) = new.unified().as_ref().filter(|u| !u.is_empty()) {
+        let mut all = base.unified().clone().unwrap_or_default();
+        all.extend(u.iter().map(|(k, v)| (k.clone(), v.clone())));
+        base.set_unified(Some(all));
     }
     base
 }

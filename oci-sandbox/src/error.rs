@@ -64,6 +64,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A cgroup update failed part way. The files it had written before the failure were
+    /// put back, except those listed in `left` (each with its value now and before).
+    #[error("{source}; {}", if left.is_empty() { "the files written before it were restored".to_string() } else { format!("left changed: {}", left.join("; ")) })]
+    UpdateIncomplete {
+        /// The write that failed.
+        #[source]
+        source: Box<Error>,
+        /// The files that could not be put back.
+        left: Vec<String>,
+    },
     /// The seccomp profile could not be compiled to BPF.
     #[error("seccomp profile field {field}: {reason}")]
     Seccomp {

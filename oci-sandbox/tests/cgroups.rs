@@ -116,7 +116,21 @@ fn v2_files_against_a_fixture() {
     std::fs::write(leaf.join("b"), "").ok();
     let leaf_dir = leaf.join("b-cg");
     std::fs::create_dir(&leaf_dir).unwrap();
-    std::fs::write(leaf_dir.join("memory.high"), "").unwrap();
+    // The files a cgroup2 directory has (cgroupfs creates them; nothing else can).
+    for f in [
+        "memory.high",
+        "memory.max",
+        "memory.low",
+        "memory.swap.max",
+        "cpu.weight",
+        "cpu.max",
+        "cpuset.cpus",
+        "pids.max",
+        "io.weight",
+        "hugetlb.2MB.max",
+    ] {
+        std::fs::write(leaf_dir.join(f), "").unwrap();
+    }
     let cg = v2::Cgroup::create(root.path(), Path::new("a/b-cg"), Some(&r)).unwrap();
     let read = |f: &str| std::fs::read_to_string(leaf_dir.join(f)).unwrap();
     assert_eq!(read("memory.max"), "1048576");

@@ -9,6 +9,7 @@
 //! hierarchy's root; a relative one is relative to the runtime's own cgroup in that hierarchy.
 
 mod devices_bpf;
+mod plan;
 mod stats;
 pub mod v1;
 pub mod v2;
@@ -19,7 +20,7 @@ pub use stats::{
 };
 
 use crate::error::{Error, Result};
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxCpu, LinuxResources, LinuxWeightDeviceBuilder};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -345,7 +346,10 @@ impl Cgroup {
     }
 
     /// Changes the limits of a live cgroup (runc update; config-linux.md "Control groups"):
-    /// what `resources` sets is written, what it leaves out is left as it is.
+    /// what `resources` sets is written, what it leaves out (or sets to a zero that means
+    /// "not set", see [`without_unset`]) is left as it is, and so are the device rules.
+    /// The whole change is checked before the first write; if a write fails, the files
+    /// written before it are put back ([`Error::UpdateIncomplete`] says which could not be).
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
         match self {
             Cgroup::V1(c) => c.update(resources),
@@ -476,6 +480,179 @@ impl Cgroup {
             Cgroup::V2(c) => c.remove_in_place(),
         }
     }
+}
+
+/// `linux.resources` as runc reads it: a zero (or an empty string) means "not set" wherever
+/// runc's cgroup drivers skip it, so that engines that send every field, unset ones as 0
+/// (Docker's create and update, containerd's), change only what they mean to. Those fields
+/// are: memory `limit`, `reservation`, `swap`, `kernel`, `kernelTCP`; `disableOOMKiller`
+/// false; a `swappiness` of -1 (Docker's "unset", which arrives as 2^64-1); cpu `shares`,
+/// `quota`, `period`, `realtimeRuntime`, `realtimePeriod`, empty `cpus` and `mems`; a pids
+/// `limit` of 0; blockIO `weight` and `leafWeight`, and those of each `weightDevice`; a
+/// network `classID` of 0. What remains empty is dropped. A zero throttle rate or
+/// hugepage limit is a real value (it lifts the throttle, or forbids huge pages) and stays.
+///
+/// ```
+/// use oci_sandbox::cgroups::without_unset;
+/// let docker: oci_spec::runtime::LinuxResources = serde_json::from_str(
+///     r#"{"memory": {"limit": 0, "kernel": 0}, "cpu": {"shares": 0, "cpus": ""},
+///         "blockIO": {"weight": 0}, "pids": {"limit": 50}}"#,
+/// ).unwrap();
+/// let r = without_unset(&docker);
+/// assert!(r.memory().is_none() && r.cpu().is_none() && r.block_io().is_none());
+/// assert_eq!(r.pids().unwrap().limit(), 50);
+/// ```
+pub fn without_unset(r: &LinuxResources) -> LinuxResources {
+    fn set<T: PartialEq + Default>(v: Option<T>) -> Option<T> {
+        v.filter(|v| *v != T::default())
+    }
+    let mut r = r.clone();
+    if let Some(mut m) = *r.memory() {
+        let old = m;
+        m.set_limit(set(old.limit()))
+            .set_reservation(set(old.reservation()))
+            .set_swap(set(old.swap()))
+            .set_kernel(set(old.kernel()))
+            .set_kernel_tcp(set(old.kernel_tcp()))
+            .set_disable_oom_killer(old.disable_oom_killer().filter(|d| *d))
+            .set_swappiness(old.swappiness().filter(|s| *s != u64::MAX));
+        r.set_memory((m != Default::default()).then_some(m));
+    }
+    if let Some(mut c) = r.cpu().clone() {
+        let old = c.clone();
+        c.set_shares(set(old.shares()))
+            .set_quota(set(old.quota()))
+            .set_period(set(old.period()))
+            .set_realtime_runtime(set(old.realtime_runtime()))
+            .set_realtime_period(set(old.realtime_period()))
+            .set_cpus(set(old.cpus().clone()))
+            .set_mems(set(old.mems().clone()));
+        r.set_cpu((c != Default::default()).then_some(c));
+    }
+    if r.pids().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(mut b) = r.block_io().clone() {
+        let (w, lw) = (set(b.weight()), set(b.leaf_weight()));
+        b.set_weight(w).set_leaf_weight(lw);
+        if let Some(wds) = b.weight_device().clone() {
+            let wds: Vec<_> = wds
+                .into_iter()
+                .filter_map(|wd| {
+                    // The type has no setters: rebuilt with the weights that are set.
+                    let mut b = LinuxWeightDeviceBuilder::default()
+                        .major(wd.major())
+                        .minor(wd.minor());
+                    if let Some(w) = set(wd.weight()) {
+                        b = b.weight(w);
+                    }
+                    if let Some(w) = set(wd.leaf_weight()) {
+                        b = b.leaf_weight(w);
+                    }
+                    b.build()
+                        .ok()
+                        .filter(|wd| wd.weight().is_some() || wd.leaf_weight().is_some())
+                })
+                .collect();
+            b.set_weight_device((!wds.is_empty()).then_some(wds));
+        }
+        r.set_block_io((b != Default::default()).then_some(b));
+    }
+    if let Some(mut n) = r.network().clone() {
+        let id = set(n.class_id());
+        n.set_class_id(id);
+        r.set_network((n != Default::default()).then_some(n));
+    }
+    r
+}
+
+/// pids.max for a pids limit: a negative one is "max" (config-linux.md "pids"; 0 is unset
+/// and never gets here).
+pub(crate) fn pids_max(limit: i64) -> String {
+    if limit > 0 {
+        limit.to_string()
+    } else {
+        "max".into()
+    }
+}
+
+/// What the kernel would refuse in cpu settings, refused before anything is written: CFS
+/// periods of 1 ms to 1 s, a quota of at least 1 ms (negative is unlimited), shares of 2 to
+/// 262144 (the kernel clamps others; runc then fails with these words).
+pub(crate) fn check_cpu(c: &LinuxCpu) -> Result<()> {
+    if let Some(s) = c.shares() {
+        if s < 2 {
+            return Err(Error::invalid(
+                "linux.resources.cpu.shares",
+                "the minimum allowed cpu-shares is 2",
+            ));
+        }
+        if s > 262_144 {
+            return Err(Error::invalid(
+                "linux.resources.cpu.shares",
+                "the maximum allowed cpu-shares is 262144",
+            ));
+        }
+    }
+    if let Some(p) = c.period() {
+        if !(1_000..=1_000_000).contains(&p) {
+            return Err(Error::invalid(
+                "linux.resources.cpu.period",
+                format!("{p} is outside 1000..=1000000 (microseconds)"),
+            ));
+        }
+    }
+    if let Some(q) = c.quota() {
+        if (0..1_000).contains(&q) {
+            return Err(Error::invalid(
+                "linux.resources.cpu.quota",
+                format!("{q} is below 1000 (microseconds; -1 is unlimited)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A list of cpus or memory nodes (`0-3,6`), as a sorted set.
+fn parse_cpu_list(list: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+            None => {
+                let v: u32 = part.trim().parse().ok()?;
+                (v, v)
+            }
+        };
+        if a > b || b - a > 65_536 {
+            return None;
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// `value` (cpuset.cpus or .mems) parses and names only what the parent cgroup has (when
+/// that can be read).
+pub(crate) fn check_cpuset(field: &'static str, value: &str, parent: Option<&str>) -> Result<()> {
+    let want = parse_cpu_list(value)
+        .ok_or_else(|| Error::invalid(field, format!("{value:?} is not a list like 0-3,6")))?;
+    let Some(parent) = parent else {
+        return Ok(());
+    };
+    let have = parse_cpu_list(parent).unwrap_or_default();
+    if let Some(missing) = want.iter().find(|v| have.binary_search(v).is_err()) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{missing} (in {value:?}) is not available: the parent cgroup has {:?}",
+                parent.trim()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// kill, re-read, repeat: a fork between the read and the kill adds a process. Frozen first

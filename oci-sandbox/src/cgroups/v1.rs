@@ -1,8 +1,11 @@
 //! cgroup v1: one directory per mounted hierarchy (config-linux.md "Control groups").
 
+use super::plan::Plan;
 use super::{mkdir_recorded, parse_procs, read, remove_recorded, write, Hierarchy};
 use crate::error::{Error, Result};
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -72,7 +75,9 @@ impl Cgroup {
                 )?);
             }
             if let Some(r) = resources {
-                cg.apply(r)?;
+                let mut plan = cg.plan(r)?;
+                cg.plan_devices(r, &mut plan)?;
+                plan.apply(false)?;
             }
             Ok(())
         })();
@@ -117,13 +122,14 @@ impl Cgroup {
         &self.path
     }
 
-    /// runc update: writes what `r` sets, leaves the rest (the cgroup2 part included).
+    /// runc update: writes what `r` sets, leaves the rest (the cgroup2 part included, the
+    /// device rules always), checked whole first and put back if a write fails.
     pub(crate) fn update(&self, r: &LinuxResources) -> Result<()> {
-        self.apply(r)?;
+        let mut plan = self.plan(r)?;
         if let Some(u) = &self.unified {
-            u.apply(&unified_part(r))?;
+            plan.extend(u.plan(&unified_part(r))?);
         }
-        Ok(())
+        plan.apply(true)
     }
 
     pub(crate) fn stats(&self) -> Result<super::Stats> {
@@ -180,203 +186,58 @@ impl Cgroup {
         self.unified.as_ref()
     }
 
-    fn apply(&self, r: &LinuxResources) -> Result<()> {
+    /// The writes that apply `r` (zeros read as "not set", see [`super::without_unset`]),
+    /// checked against the config's rules and this cgroup's current values first.
+    fn plan(&self, r: &LinuxResources) -> Result<Plan> {
+        let r = &super::without_unset(r);
+        let mut plan = Plan::default();
         if r.rdma().is_some() {
             return Err(Error::Unsupported {
                 field: "linux.resources.rdma",
             });
         }
         if let Some(m) = r.memory() {
-            if m.kernel().is_some() || m.kernel_tcp().is_some() {
-                // Deprecated by runtime-spec and not writable on kernels >= 6.x.
-                return Err(Error::Unsupported {
-                    field: "linux.resources.memory.kernel",
-                });
-            }
-            let d = self.dir_of("memory", "linux.resources.memory (no memory hierarchy)")?;
-            if let Some(h) = m.use_hierarchy() {
-                write(d, "memory.use_hierarchy", if h { "1" } else { "0" })?;
-            }
-            // runtime-spec swap is memory+swap: memory.memsw.limit_in_bytes exactly. The
-            // kernel keeps limit <= memsw at every step, so when both change (runc update)
-            // a memsw that grows goes first and one that shrinks goes last.
-            let memsw_first = match m.swap() {
-                Some(s) => {
-                    let cur = read(d, "memory.memsw.limit_in_bytes")
-                        .ok()
-                        .and_then(|t| t.trim().parse::<i64>().ok());
-                    s < 0 || cur.is_some_and(|c| s > c)
-                }
-                None => false,
-            };
-            let swap = || -> Result<()> {
-                if let Some(s) = m.swap() {
-                    write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
-                }
-                Ok(())
-            };
-            if memsw_first {
-                swap()?;
-            }
-            if let Some(l) = m.limit() {
-                write(d, "memory.limit_in_bytes", &l.to_string())?;
-            }
-            if !memsw_first {
-                swap()?;
-            }
-            if let Some(l) = m.reservation() {
-                write(d, "memory.soft_limit_in_bytes", &l.to_string())?;
-            }
-            if let Some(s) = m.swappiness() {
-                if s > 100 {
-                    return Err(Error::invalid(
-                        "linux.resources.memory.swappiness",
-                        "must be 0..=100",
-                    ));
-                }
-                write(d, "memory.swappiness", &s.to_string())?;
-            }
-            if m.disable_oom_killer() == Some(true) {
-                write(d, "memory.oom_control", "1")?;
-            }
+            self.plan_memory(m, &mut plan)?;
         }
         if let Some(c) = r.cpu() {
-            if c.idle().is_some() {
-                return Err(Error::Unsupported {
-                    field: "linux.resources.cpu.idle (cgroup v1)",
-                });
-            }
-            let needs_cpu = c.shares().is_some()
-                || c.quota().is_some()
-                || c.period().is_some()
-                || c.burst().is_some()
-                || c.realtime_period().is_some()
-                || c.realtime_runtime().is_some();
-            if needs_cpu {
-                let d = self.dir_of("cpu", "linux.resources.cpu (no cpu hierarchy)")?;
-                if let Some(s) = c.shares() {
-                    write(d, "cpu.shares", &s.to_string())?;
-                }
-                if let Some(p) = c.period() {
-                    write(d, "cpu.cfs_period_us", &p.to_string())?;
-                }
-                if let Some(q) = c.quota() {
-                    write(d, "cpu.cfs_quota_us", &q.to_string())?;
-                }
-                if let Some(b) = c.burst() {
-                    write(d, "cpu.cfs_burst_us", &b.to_string())?;
-                }
-                if let Some(p) = c.realtime_period() {
-                    write(d, "cpu.rt_period_us", &p.to_string())?;
-                }
-                if let Some(rt) = c.realtime_runtime() {
-                    write(d, "cpu.rt_runtime_us", &rt.to_string())?;
-                }
-            }
-            if c.cpus().is_some() || c.mems().is_some() {
-                let d = self.dir_of("cpuset", "linux.resources.cpu.cpus (no cpuset hierarchy)")?;
-                if let Some(v) = c.cpus() {
-                    write(d, "cpuset.cpus", v)?;
-                }
-                if let Some(v) = c.mems() {
-                    write(d, "cpuset.mems", v)?;
-                }
-            }
+            self.plan_cpu(c, &mut plan)?;
         }
         if let Some(p) = r.pids() {
             let d = self.dir_of("pids", "linux.resources.pids (no pids hierarchy)")?;
-            write(
-                d,
-                "pids.max",
-                &if p.limit() > 0 {
-                    p.limit().to_string()
-                } else {
-                    "max".into()
-                },
-            )?;
+            plan.push(d, "pids.max", super::pids_max(p.limit()));
         }
         if let Some(b) = r.block_io() {
-            let d = self.dir_of("blkio", "linux.resources.blockIO (no blkio hierarchy)")?;
-            if let Some(w) = b.weight() {
-                write(d, "blkio.weight", &w.to_string())?;
-            }
-            if let Some(w) = b.leaf_weight() {
-                write(d, "blkio.leaf_weight", &w.to_string())?;
-            }
-            for wd in b.weight_device().iter().flatten() {
-                if let Some(w) = wd.weight() {
-                    write(
-                        d,
-                        "blkio.weight_device",
-                        &format!("{}:{} {w}", wd.major(), wd.minor()),
-                    )?;
-                }
-                if let Some(w) = wd.leaf_weight() {
-                    write(
-                        d,
-                        "blkio.leaf_weight_device",
-                        &format!("{}:{} {w}", wd.major(), wd.minor()),
-                    )?;
-                }
-            }
-            for (list, file) in [
-                (
-                    b.throttle_read_bps_device(),
-                    "blkio.throttle.read_bps_device",
-                ),
-                (
-                    b.throttle_write_bps_device(),
-                    "blkio.throttle.write_bps_device",
-                ),
-                (
-                    b.throttle_read_iops_device(),
-                    "blkio.throttle.read_iops_device",
-                ),
-                (
-                    b.throttle_write_iops_device(),
-                    "blkio.throttle.write_iops_device",
-                ),
-            ] {
-                for t in list.iter().flatten() {
-                    write(
-                        d,
-                        file,
-                        &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
-                    )?;
-                }
-            }
+            self.plan_block_io(b, &mut plan)?;
         }
         if let Some(n) = r.network() {
             if let Some(id) = n.class_id() {
-                write(
-                    self.dir_of(
-                        "net_cls",
-                        "linux.resources.network.classID (no net_cls hierarchy)",
-                    )?,
-                    "net_cls.classid",
-                    &id.to_string(),
+                let d = self.dir_of(
+                    "net_cls",
+                    "linux.resources.network.classID (no net_cls hierarchy)",
                 )?;
+                plan.push(d, "net_cls.classid", id.to_string());
             }
             for p in n.priorities().iter().flatten() {
-                write(
-                    self.dir_of(
-                        "net_prio",
-                        "linux.resources.network.priorities (no net_prio hierarchy)",
-                    )?,
-                    "net_prio.ifpriomap",
-                    &format!("{} {}", p.name(), p.priority()),
+                let d = self.dir_of(
+                    "net_prio",
+                    "linux.resources.network.priorities (no net_prio hierarchy)",
                 )?;
+                plan.push(
+                    d,
+                    "net_prio.ifpriomap",
+                    format!("{} {}", p.name(), p.priority()),
+                );
             }
         }
         let hugetlb = r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty());
         if hugetlb {
             if let Some(d) = self.dir("hugetlb") {
                 for h in r.hugepage_limits().iter().flatten() {
-                    write(
+                    plan.push(
                         d,
-                        &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
-                        &h.limit().to_string(),
-                    )?;
+                        format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+                        h.limit().to_string(),
+                    );
                 }
             } else if self.unified.is_none() {
                 return Err(Error::Unsupported {
@@ -390,20 +251,225 @@ impl Cgroup {
                 field: "linux.resources.unified (no cgroup2 hierarchy)",
             });
         }
+        Ok(plan)
+    }
+
+    fn plan_memory(&self, m: &LinuxMemory, plan: &mut Plan) -> Result<()> {
+        if m.kernel().is_some() || m.kernel_tcp().is_some() {
+            // Deprecated by runtime-spec; kernels since 6.1 accept the write and ignore it,
+            // so a limit that would not hold is refused rather than passed over.
+            return Err(Error::Unsupported {
+                field: "linux.resources.memory.kernel",
+            });
+        }
+        if m.swappiness().is_some_and(|s| s > 100) {
+            return Err(Error::invalid(
+                "linux.resources.memory.swappiness",
+                "must be 0..=100",
+            ));
+        }
+        let d = self.dir_of("memory", "linux.resources.memory (no memory hierarchy)")?;
+        if let Some(h) = m.use_hierarchy() {
+            plan.push(d, "memory.use_hierarchy", if h { "1" } else { "0" });
+        }
+        let memsw_file = d.join("memory.memsw.limit_in_bytes");
+        // runc: an unlimited memory with no swap given makes memory+swap unlimited too.
+        let swap = match (m.limit(), m.swap()) {
+            (Some(-1), None) if memsw_file.exists() => Some(-1),
+            (_, s) => s,
+        };
+        // runtime-spec swap is memory+swap: memory.memsw.limit_in_bytes exactly. The
+        // kernel keeps limit <= memsw at every step, so a memsw that grows goes first and
+        // one that shrinks goes last; the pair must hold once both are written.
+        let current = |f: &str| {
+            read(d, f)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(u64::MAX)
+        };
+        let bytes = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+        let limit_after = m
+            .limit()
+            .map_or_else(|| current("memory.limit_in_bytes"), bytes);
+        if let Some(s) = swap {
+            if bytes(s) < limit_after {
+                return Err(Error::invalid(
+                    "linux.resources.memory.swap",
+                    format!(
+                        "memory+swap ({s}) must be at least the memory limit ({})",
+                        m.limit().map_or_else(
+                            || format!("{limit_after}, set before"),
+                            |l| l.to_string()
+                        )
+                    ),
+                ));
+            }
+        } else if m.limit().is_some() && memsw_file.exists() {
+            let memsw = current("memory.memsw.limit_in_bytes");
+            if limit_after > memsw {
+                return Err(Error::invalid(
+                    "linux.resources.memory.limit",
+                    format!(
+                        "{limit_after} is above the memory+swap limit ({memsw}): raise memory.swap with it"
+                    ),
+                ));
+            }
+        }
+        let memsw_first =
+            swap.is_some_and(|s| s < 0 || bytes(s) > current("memory.memsw.limit_in_bytes"));
+        let push_swap = |plan: &mut Plan| {
+            if let Some(s) = swap {
+                plan.push(d, "memory.memsw.limit_in_bytes", s.to_string());
+            }
+        };
+        if memsw_first {
+            push_swap(plan);
+        }
+        if let Some(l) = m.limit() {
+            plan.push(d, "memory.limit_in_bytes", l.to_string());
+        }
+        if !memsw_first {
+            push_swap(plan);
+        }
+        if let Some(l) = m.reservation() {
+            plan.push(d, "memory.soft_limit_in_bytes", l.to_string());
+        }
+        if let Some(s) = m.swappiness() {
+            plan.push(d, "memory.swappiness", s.to_string());
+        }
+        if m.disable_oom_killer() == Some(true) {
+            plan.push(d, "memory.oom_control", "1");
+        }
+        Ok(())
+    }
+
+    fn plan_cpu(&self, c: &LinuxCpu, plan: &mut Plan) -> Result<()> {
+        if c.idle().is_some() {
+            return Err(Error::Unsupported {
+                field: "linux.resources.cpu.idle (cgroup v1)",
+            });
+        }
+        super::check_cpu(c)?;
+        let needs_cpu = c.shares().is_some()
+            || c.quota().is_some()
+            || c.period().is_some()
+            || c.burst().is_some()
+            || c.realtime_period().is_some()
+            || c.realtime_runtime().is_some();
+        if needs_cpu {
+            let d = self.dir_of("cpu", "linux.resources.cpu (no cpu hierarchy)")?;
+            if let Some(s) = c.shares() {
+                plan.push(d, "cpu.shares", s.to_string());
+            }
+            if let Some(p) = c.period() {
+                if c.quota().is_some() {
+                    plan.push_retry_late(d, "cpu.cfs_period_us", p.to_string());
+                } else {
+                    plan.push(d, "cpu.cfs_period_us", p.to_string());
+                }
+            }
+            if let Some(q) = c.quota() {
+                plan.push(d, "cpu.cfs_quota_us", q.to_string());
+            }
+            if let Some(b) = c.burst() {
+                plan.push(d, "cpu.cfs_burst_us", b.to_string());
+            }
+            if let Some(p) = c.realtime_period() {
+                plan.push(d, "cpu.rt_period_us", p.to_string());
+            }
+            if let Some(rt) = c.realtime_runtime() {
+                plan.push(d, "cpu.rt_runtime_us", rt.to_string());
+            }
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            let d = self.dir_of("cpuset", "linux.resources.cpu.cpus (no cpuset hierarchy)")?;
+            let parent = d.parent().unwrap_or(d);
+            for (v, file, field) in [
+                (c.cpus(), "cpuset.cpus", "linux.resources.cpu.cpus"),
+                (c.mems(), "cpuset.mems", "linux.resources.cpu.mems"),
+            ] {
+                if let Some(v) = v {
+                    super::check_cpuset(field, v, read(parent, file).ok().as_deref())?;
+                    plan.push(d, file, v.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn plan_block_io(&self, b: &LinuxBlockIo, plan: &mut Plan) -> Result<()> {
+        let d = self.dir_of("blkio", "linux.resources.blockIO (no blkio hierarchy)")?;
+        // Without CFQ (gone since 5.0) the weights are BFQ's, in blkio.bfq.*, as runc
+        // writes them.
+        let (weight, weight_device) = if d.join("blkio.weight").exists() {
+            ("blkio.weight", "blkio.weight_device")
+        } else {
+            ("blkio.bfq.weight", "blkio.bfq.weight_device")
+        };
+        if let Some(w) = b.weight() {
+            plan.push(d, weight, w.to_string());
+        }
+        if let Some(w) = b.leaf_weight() {
+            plan.push(d, "blkio.leaf_weight", w.to_string());
+        }
+        for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.weight() {
+                plan.push(
+                    d,
+                    weight_device,
+                    format!("{}:{} {w}", wd.major(), wd.minor()),
+                );
+            }
+            if let Some(w) = wd.leaf_weight() {
+                plan.push(
+                    d,
+                    "blkio.leaf_weight_device",
+                    format!("{}:{} {w}", wd.major(), wd.minor()),
+                );
+            }
+        }
+        for (list, file) in [
+            (
+                b.throttle_read_bps_device(),
+                "blkio.throttle.read_bps_device",
+            ),
+            (
+                b.throttle_write_bps_device(),
+                "blkio.throttle.write_bps_device",
+            ),
+            (
+                b.throttle_read_iops_device(),
+                "blkio.throttle.read_iops_device",
+            ),
+            (
+                b.throttle_write_iops_device(),
+                "blkio.throttle.write_iops_device",
+            ),
+        ] {
+            for t in list.iter().flatten() {
+                plan.push(d, file, format!("{}:{} {}", t.major(), t.minor(), t.rate()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The device rules (create only: `update` leaves them, as runc's does, since rewriting
+    /// them denies every device for a moment to a running container).
+    fn plan_devices(&self, r: &LinuxResources, plan: &mut Plan) -> Result<()> {
         if let Some(devs) = r.devices() {
             if !devs.is_empty() {
                 let d = self.dir_of("devices", "linux.resources.devices (no devices hierarchy)")?;
-                write(d, "devices.deny", "a")?;
+                plan.push(d, "devices.deny", "a");
                 for rule in devs.iter().chain(default_allowed().iter()) {
-                    write(
+                    plan.push(
                         d,
                         if rule.allow() {
                             "devices.allow"
                         } else {
                             "devices.deny"
                         },
-                        &device_rule(rule),
-                    )?;
+                        device_rule(rule),
+                    );
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! cgroup v2 (the unified hierarchy): config-linux.md "Control groups" mapped to the
 //! cgroup-v2 interface files, as runc converts them.
 
+use super::plan::Plan;
 use super::{mkdir_recorded, parse_procs, read, remove_recorded, write};
 use crate::error::{Error, Result};
 use oci_spec::runtime::LinuxResources;
@@ -55,6 +56,8 @@ impl Cgroup {
             dir: dir.clone(),
             created: Vec::new(),
         };
+        let resources = resources.map(super::without_unset);
+        let resources = resources.as_ref();
         let needed = resources.map(needed_controllers).unwrap_or_default();
         if !needed.is_empty() {
             // Each ancestor, from the mount down to the parent, must delegate the controllers.
@@ -86,7 +89,11 @@ impl Cgroup {
         }
         mkdir_recorded(&dir, &mut cg.created)?;
         if let Some(r) = resources {
-            if let Err(e) = cg.apply(r) {
+            let applied = cg.plan(r).and_then(|plan| {
+                cg.apply_devices(r)?;
+                plan.apply(false)
+            });
+            if let Err(e) = applied {
                 let _ = cg.remove_in_place();
                 return Err(e);
             }
@@ -99,19 +106,33 @@ impl Cgroup {
         &self.dir
     }
 
-    /// Applies `r`; every setting that has no cgroup2 file is an error.
+    /// Changes the limits as `update` does (runc update): what `r` sets is written (zeros
+    /// that mean "not set" are not, see [`super::without_unset`]), the device rules are left;
+    /// every setting that has no cgroup2 file is an error, found before anything is written,
+    /// and a write that fails puts back the ones before it.
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
-        let d = &self.dir;
+        self.plan(r)?.apply(true)
+    }
+
+    /// config-linux.md "Allowed Device list" on cgroup2: an eBPF device program made from
+    /// the list, the default devices kept usable after it as on v1.
+    fn apply_devices(&self, r: &LinuxResources) -> Result<()> {
         if let Some(devs) = r.devices().as_ref().filter(|d| !d.is_empty()) {
-            // config-linux.md "Allowed Device list" on cgroup2: an eBPF device program made
-            // from the list, the default devices kept usable after it as on v1.
             let rules: Vec<_> = devs
                 .iter()
                 .cloned()
                 .chain(super::v1::default_allowed())
                 .collect();
-            super::devices_bpf::apply(d, &rules)?;
+            super::devices_bpf::apply(&self.dir, &rules)?;
         }
+        Ok(())
+    }
+
+    /// The writes that apply `r`, checked first.
+    pub(crate) fn plan(&self, r: &LinuxResources) -> Result<Plan> {
+        let r = &super::without_unset(r);
+        let d = &self.dir;
+        let mut plan = Plan::default();
         if r.rdma().is_some() {
             return Err(Error::Unsupported {
                 field: "linux.resources.rdma",
@@ -139,16 +160,27 @@ impl Cgroup {
                 });
             }
             if let Some(l) = m.limit() {
-                write(d, "memory.max", &max_or(l))?;
+                plan.push(d, "memory.max", max_or(l));
             }
             if let Some(l) = m.reservation() {
-                write(d, "memory.low", &max_or(l))?;
+                plan.push(d, "memory.low", max_or(l));
             }
-            if let Some(s) = m.swap() {
-                // runtime-spec swap is memory+swap; memory.swap.max is swap alone.
+            // runtime-spec swap is memory+swap; memory.swap.max is swap alone. As runc: an
+            // unlimited memory with no swap given makes swap unlimited too.
+            let swap = match (m.limit(), m.swap()) {
+                (Some(-1), None) => Some(-1),
+                (_, s) => s,
+            };
+            if let Some(s) = swap {
                 let v = match (s, m.limit()) {
                     (s, _) if s < 0 => "max".to_string(),
-                    (s, Some(l)) if l >= 0 => (s - l).max(0).to_string(),
+                    (s, Some(l)) if l >= 0 && s >= l => (s - l).to_string(),
+                    (_, Some(l)) if l >= 0 => {
+                        return Err(Error::invalid(
+                            "linux.resources.memory.swap",
+                            format!("memory+swap ({s}) must be at least the memory limit ({l})"),
+                        ))
+                    }
                     _ => {
                         return Err(Error::invalid(
                             "linux.resources.memory.swap",
@@ -156,7 +188,7 @@ impl Cgroup {
                         ))
                     }
                 };
-                write(d, "memory.swap.max", &v)?;
+                plan.push(d, "memory.swap.max", v);
             }
         }
         if let Some(c) = r.cpu() {
@@ -165,40 +197,48 @@ impl Cgroup {
                     field: "linux.resources.cpu.realtime* (cgroup v2)",
                 });
             }
+            super::check_cpu(c)?;
             if let Some(s) = c.shares() {
-                write(d, "cpu.weight", &shares_to_weight(s).to_string())?;
+                plan.push(d, "cpu.weight", shares_to_weight(s).to_string());
             }
             if c.quota().is_some() || c.period().is_some() {
-                let q = c.quota().map(max_or).unwrap_or_else(|| "max".into());
-                write(
+                // cpu.max is "QUOTA PERIOD": the half not given keeps its current value.
+                let q = match c.quota() {
+                    Some(q) => max_or(q),
+                    None => read(d, "cpu.max")
+                        .ok()
+                        .and_then(|t| t.split_whitespace().next().map(str::to_string))
+                        .unwrap_or_else(|| "max".into()),
+                };
+                plan.push(
                     d,
                     "cpu.max",
-                    &format!("{q} {}", c.period().unwrap_or(100_000)),
-                )?;
+                    match c.period() {
+                        Some(p) => format!("{q} {p}"),
+                        None => q,
+                    },
+                );
             }
             if let Some(b) = c.burst() {
-                write(d, "cpu.max.burst", &b.to_string())?;
+                plan.push(d, "cpu.max.burst", b.to_string());
             }
             if let Some(i) = c.idle() {
-                write(d, "cpu.idle", &i.to_string())?;
+                plan.push(d, "cpu.idle", i.to_string());
             }
-            if let Some(cpus) = c.cpus() {
-                write(d, "cpuset.cpus", cpus)?;
-            }
-            if let Some(mems) = c.mems() {
-                write(d, "cpuset.mems", mems)?;
+            let parent = d.parent().unwrap_or(d);
+            for (v, file, field) in [
+                (c.cpus(), "cpuset.cpus", "linux.resources.cpu.cpus"),
+                (c.mems(), "cpuset.mems", "linux.resources.cpu.mems"),
+            ] {
+                if let Some(v) = v {
+                    let avail = read(parent, &format!("{file}.effective")).ok();
+                    super::check_cpuset(field, v, avail.as_deref())?;
+                    plan.push(d, file, v.clone());
+                }
             }
         }
         if let Some(p) = r.pids() {
-            write(
-                d,
-                "pids.max",
-                &if p.limit() > 0 {
-                    p.limit().to_string()
-                } else {
-                    "max".into()
-                },
-            )?;
+            plan.push(d, "pids.max", super::pids_max(p.limit()));
         }
         if let Some(b) = r.block_io() {
             if b.leaf_weight().is_some() {
@@ -206,16 +246,24 @@ impl Cgroup {
                     field: "linux.resources.blockIO.leafWeight (cgroup v2)",
                 });
             }
+            // As runc: BFQ's io.bfq.weight takes the blkio weight as it is; io.weight takes
+            // it converted.
+            let bfq = d.join("io.bfq.weight").exists();
             if let Some(w) = b.weight() {
-                write(d, "io.weight", &blkio_to_io_weight(w).to_string())?;
+                if bfq {
+                    plan.push(d, "io.bfq.weight", w.to_string());
+                } else {
+                    plan.push(d, "io.weight", blkio_to_io_weight(w).to_string());
+                }
             }
             for wd in b.weight_device().iter().flatten() {
                 if let Some(w) = wd.weight() {
-                    write(
-                        d,
-                        "io.weight",
-                        &format!("{}:{} {}", wd.major(), wd.minor(), blkio_to_io_weight(w)),
-                    )?;
+                    let (file, w) = if bfq {
+                        ("io.bfq.weight", u64::from(w))
+                    } else {
+                        ("io.weight", blkio_to_io_weight(w))
+                    };
+                    plan.push(d, file, format!("{}:{} {w}", wd.major(), wd.minor()));
                 }
             }
             for (list, key) in [
@@ -225,20 +273,20 @@ impl Cgroup {
                 (b.throttle_write_iops_device(), "wiops"),
             ] {
                 for t in list.iter().flatten() {
-                    write(
+                    plan.push(
                         d,
                         "io.max",
-                        &format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
-                    )?;
+                        format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
+                    );
                 }
             }
         }
         for h in r.hugepage_limits().iter().flatten() {
-            write(
+            plan.push(
                 d,
-                &format!("hugetlb.{}.max", h.page_size()),
-                &h.limit().to_string(),
-            )?;
+                format!("hugetlb.{}.max", h.page_size()),
+                h.limit().to_string(),
+            );
         }
         let mut keys: Vec<_> = r.unified().iter().flatten().collect();
         keys.sort();
@@ -250,15 +298,9 @@ impl Cgroup {
                     format!("bad key {k:?}"),
                 ));
             }
-            if !d.join(k).exists() {
-                return Err(Error::Cgroup {
-                    path: d.join(k),
-                    source: std::io::Error::from_raw_os_error(libc::ENOENT),
-                });
-            }
-            write(d, k, v)?;
+            plan.push(d, k.as_str(), v.as_str());
         }
-        Ok(())
+        Ok(plan)
     }
 
     /// The pids in the cgroup.
