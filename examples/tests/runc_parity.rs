@@ -810,3 +810,80 @@ fn kill_of_a_stopped_container() {
     assert!(results[0][1].contains("exit Some(1) \"container not running\", 1 left"));
     assert!(results[0][3].contains("exit Some(0) \"\", 0 left"));
 }
+
+/// config.md "Process", args: "This specification extends the IEEE standard in that at least
+/// one entry is REQUIRED, and that entry is used with the same semantics as execvp's file."
+/// A program that cannot be found or run fails `create` (and `exec`) in both runtimes, with
+/// runc's words: engines match them (Docker exits 127 on "executable file not found" or "no
+/// such file or directory" and 126 on "permission denied"; runc adds its own prefix).
+#[test]
+fn missing_and_non_executable_programs_are_worded_as_runc() {
+    let dir = tempfile::Builder::new()
+        .prefix("ocirun-parity-")
+        .tempdir()
+        .unwrap();
+    let cases: &[&[&str]] = &[
+        &["nosuch"],
+        &["/nosuch"],
+        &["/notexec"],
+        &["notexec"],
+        &["/tmp"],
+        &["/notexec/x"],
+        &["/bin/nosuchdir/x"],
+    ];
+    let setup = |b: &Path, id: &str, args: &[String]| {
+        write_bundle(b, id, args, &|s| {
+            s["process"]["env"] = json!(["PATH=/bin:/"]);
+        });
+        let rootfs = b.join("rootfs");
+        std::fs::write(rootfs.join("notexec"), "").unwrap();
+    };
+    let mut seen = Vec::new();
+    for (n, args) in cases.iter().enumerate() {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut results = Vec::new();
+        for (rt, short) in RUNTIMES {
+            let b = dir.path().join(format!("{short}-{n}"));
+            std::fs::create_dir(&b).unwrap();
+            let id = format!("parity-noexec-{short}-{n}-{}", std::process::id());
+            let _delete = Delete(rt, &b, &id);
+            setup(&b, &id, &args);
+            results.push(runtime_result(
+                rt,
+                &b,
+                &["create", "--bundle", b.to_str().unwrap(), &id],
+            ));
+        }
+        let ((rc, runc), (oc, ours)) = (&results[0], &results[1]);
+        assert_eq!(rc, oc, "{args:?}: exit codes");
+        assert!(
+            !ours.is_empty() && runc.ends_with(ours.as_str()),
+            "{args:?}: runc {runc:?}, ocirun {ours:?}"
+        );
+        seen.push(ours.clone());
+    }
+    assert_eq!(
+        seen[0],
+        "exec: \"nosuch\": executable file not found in $PATH"
+    );
+    // The same words from `exec` into a running container (runc-exec(8): status 255).
+    for (rt, short) in RUNTIMES {
+        let b = dir.path().join(format!("{short}-exec"));
+        std::fs::create_dir(&b).unwrap();
+        let id = format!("parity-noexec-{short}-exec-{}", std::process::id());
+        let _delete = Delete(rt, &b, &id);
+        setup(&b, &id, &["sleep".into(), "1000".into()]);
+        runtime(
+            rt,
+            &b,
+            &["run", "--detach", "--bundle", b.to_str().unwrap(), &id],
+        );
+        for (args, want) in cases.iter().zip(&seen) {
+            let mut all = vec!["exec", id.as_str()];
+            all.extend(args.iter());
+            let (code, msg) = runtime_result(rt, &b, &all);
+            assert_eq!(code, Some(255), "{short} {all:?}");
+            assert!(msg.ends_with(want.as_str()), "{short} {all:?}: {msg:?}");
+        }
+    }
+}

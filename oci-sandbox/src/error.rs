@@ -55,6 +55,31 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// `process.args[0]` could not be found, or is not executable (config.md "Process":
+    /// "same semantics as IEEE Std 1003.1-2008 execvp's file"). Worded as runc (Go's
+    /// `exec.LookPath`) words it, since engines match the text: Docker exits 127 on
+    /// "executable file not found" or "no such file or directory" and 126 on "permission
+    /// denied".
+    #[error("exec: {name:?}: {}", lookup_text(name, *searched, source))]
+    Executable {
+        /// `process.args[0]` as given.
+        name: String,
+        /// Whether it was looked up in the container's PATH (it has no slash).
+        searched: bool,
+        /// Why the last candidate was not taken.
+        #[source]
+        source: io::Error,
+    },
+    /// execve(2) of the user's program failed after it was found (a missing interpreter, a
+    /// binary for another architecture), worded as runc's `exec PATH: ERROR`.
+    #[error("exec {path}: {}", errno_text(source))]
+    Execve {
+        /// The program's path in the container.
+        path: String,
+        /// What execve returned.
+        #[source]
+        source: io::Error,
+    },
     /// A cgroup file or directory could not be created, written or removed.
     #[error("cgroup {}: {source}", path.display())]
     Cgroup {
@@ -146,3 +171,30 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An OS error as Go prints it (and so runc, and the engines that match runc's text): the
+/// C library's message, lower case, without Rust's " (os error N)".
+pub(crate) fn errno_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.rfind(" (os error ") {
+        Some(i) => &s[..i],
+        None => &s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Go's `exec.LookPath` errors: not found in $PATH; for a path, stat's error or "permission
+/// denied" (a directory, or no execute bit).
+fn lookup_text(name: &str, searched: bool, e: &io::Error) -> String {
+    if searched {
+        "executable file not found in $PATH".into()
+    } else if e.raw_os_error() == Some(libc::EACCES) {
+        "permission denied".into()
+    } else {
+        format!("stat {name}: {}", errno_text(e))
+    }
+}

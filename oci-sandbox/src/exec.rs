@@ -235,12 +235,11 @@ fn syscall_err(syscall: &'static str) -> impl Fn(i32) -> Error {
 }
 
 fn child_error(p: &ExecPlan, e: sys::ChildError) -> Error {
-    let detail = process_detail(&p.process, &e);
-    Error::Child {
+    p.process.program.error(&e).unwrap_or_else(|| Error::Child {
         step: e.step.name(),
-        detail,
+        detail: process_detail(&p.process, &e),
         source: std::io::Error::from_raw_os_error(e.errno),
-    }
+    })
 }
 
 impl Sandbox {

@@ -277,6 +277,8 @@ pub struct Container {
     exec_fifo: Option<PathBuf>,
     console: Option<OwnedFd>,
     pipes: [Option<std::fs::File>; 3],
+    /// The user's program, for the errors of its execve at `start`.
+    program: process::Program,
 }
 
 impl std::fmt::Debug for Container {
@@ -351,7 +353,7 @@ fn process_detail(p: &process::Plan, e: &sys::ChildError) -> String {
         Step::Chdir | Step::CwdOutsideRoot => p.cwd.to_string_lossy().into_owned(),
         Step::LookupExecutable | Step::Exec => p
             .candidates
-            .first()
+            .get(e.index as usize)
             .map(|c| c.to_string_lossy().into_owned())
             .unwrap_or_default(),
         Step::Console => console::STAGES
@@ -786,11 +788,15 @@ impl Sandbox {
                 Some(Msg::Console) if fd.is_some() => console = fd,
                 Some(Msg::Ready) => break,
                 Some(Msg::Error(e)) => {
-                    return Err(Error::Child {
-                        step: e.step.name(),
-                        detail: child_detail(&plan, &e),
-                        source: std::io::Error::from_raw_os_error(e.errno),
-                    });
+                    return Err(plan
+                        .process
+                        .program
+                        .error(&e)
+                        .unwrap_or_else(|| Error::Child {
+                            step: e.step.name(),
+                            detail: child_detail(&plan, &e),
+                            source: std::io::Error::from_raw_os_error(e.errno),
+                        }));
                 }
                 Some(other) => return Err(unexpected(other)),
             }
@@ -815,6 +821,7 @@ impl Sandbox {
             exec_fifo: options.exec_fifo.take(),
             console,
             pipes: stdio.parent,
+            program: plan.process.program.clone(),
         })
     }
 }
@@ -851,7 +858,7 @@ fn open_exec_fifo(path: &Path, min_fd: i32) -> Result<OwnedFd> {
 }
 
 /// Reads the exec fifo's byte, or the init's error (or end-of-file) on the sync socket.
-fn read_exec_fifo(path: &Path, sock: i32) -> Result<()> {
+fn read_exec_fifo(path: &Path, sock: i32, program: &process::Program) -> Result<()> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -891,11 +898,11 @@ fn read_exec_fifo(path: &Path, sock: i32) -> Result<()> {
         }
         if fds[1].revents != 0 {
             return match sync::recv(sock) {
-                Ok(Some(Msg::Error(e))) => Err(Error::Child {
+                Ok(Some(Msg::Error(e))) => Err(program.error(&e).unwrap_or_else(|| Error::Child {
                     step: e.step.name(),
                     detail: String::new(),
                     source: std::io::Error::from_raw_os_error(e.errno),
-                }),
+                })),
                 _ => Err(Error::ChildVanished { stage: "start" }),
             };
         }
@@ -943,7 +950,7 @@ impl Container {
             // The init is blocked opening the fifo for writing: opening it for reading
             // releases it; its byte says it went past the open. Watched together with the
             // sync socket, so that an init that died meanwhile is an error, not a hang.
-            if let Err(e) = read_exec_fifo(&fifo, sock.as_raw_fd()) {
+            if let Err(e) = read_exec_fifo(&fifo, sock.as_raw_fd(), &self.program) {
                 if let Error::Child { .. } | Error::ChildVanished { .. } = e {
                     // SAFETY: plain kill(2) of our own, not yet reaped, child.
                     unsafe { libc::kill(self.pid, libc::SIGKILL) };
@@ -966,11 +973,11 @@ impl Container {
             Ok(Some(Msg::Error(e))) => {
                 let status = reap(self.pid)?;
                 self.state = State::Stopped(status);
-                Err(Error::Child {
+                Err(self.program.error(&e).unwrap_or_else(|| Error::Child {
                     step: e.step.name(),
                     detail: String::new(),
                     source: std::io::Error::from_raw_os_error(e.errno),
-                })
+                }))
             }
             Ok(Some(_)) | Err(_) => Err(Error::ChildVanished { stage: "start" }),
         }

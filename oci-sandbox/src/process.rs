@@ -22,6 +22,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub(crate) struct Plan {
     /// Where `args[0]` may be, in `PATH` order, looked up inside the container after pivot_root.
     pub candidates: Vec<CString>,
+    /// The same program named for errors.
+    pub program: Program,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     _env: Vec<CString>,
@@ -55,6 +57,39 @@ pub(crate) struct Plan {
     scheduler: Option<SchedAttr>,
     /// config.md "Process" `ioPriority`: the argument of ioprio_set(2).
     io_priority: Option<libc::c_int>,
+}
+
+/// The user's program as errors name it: `args[0]` as given, whether it is looked up in
+/// `PATH` (it has no slash), and the paths tried.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Program {
+    pub arg0: String,
+    pub searched: bool,
+    pub candidates: Vec<String>,
+}
+
+impl Program {
+    /// runc's words for a program that cannot be found ([`Error::Executable`]) or run
+    /// ([`Error::Execve`]); `None` for the other steps.
+    pub fn error(&self, e: &sys::ChildError) -> Option<Error> {
+        let source = std::io::Error::from_raw_os_error(e.errno);
+        match e.step {
+            Step::LookupExecutable => Some(Error::Executable {
+                name: self.arg0.clone(),
+                searched: self.searched,
+                source,
+            }),
+            Step::Exec => Some(Error::Execve {
+                path: self
+                    .candidates
+                    .get(e.index as usize)
+                    .cloned()
+                    .unwrap_or_else(|| self.arg0.clone()),
+                source,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// `struct sched_attr` of sched_setattr(2), `SCHED_ATTR_SIZE_VER0` (no utilization clamps).
@@ -274,8 +309,17 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
         .collect::<Result<_>>()?;
     let cwd = CString::new(p.cwd().as_os_str().as_encoded_bytes())
         .map_err(|_| Error::invalid("process.cwd", "NUL byte"))?;
+    let program = Program {
+        arg0: arg0.to_string(),
+        searched: !arg0.contains('/'),
+        candidates: candidates
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect(),
+    };
     Ok(Plan {
         candidates,
+        program,
         argv_ptrs: ptrs(&argv),
         _argv: argv,
         envp: ptrs(&envc),
@@ -445,6 +489,11 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: NUL-terminated path prepared before fork, st a valid out-pointer.
         if unsafe { libc::stat(c.as_ptr(), &mut st) } < 0 {
+            // A path is reported with stat's error (ENOTDIR, ELOOP...); a PATH search only
+            // as not found, as execvp and Go's LookPath do.
+            if !p.program.searched {
+                last_err = sys::errno();
+            }
             continue;
         }
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
@@ -494,8 +543,12 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
             p.envp.as_ptr(),
         )
     };
-    let e = sys::fail(Step::Exec, 0, sys::errno());
-    report_if(fifo, e);
+    let e = sys::fail(Step::Exec, chosen, sys::errno());
+    if fifo >= 0 {
+        // After `start` nobody reads the sync socket: the container's stderr gets runc's
+        // words for it.
+        sys::report_exec_stderr(&p.candidates[chosen], e.errno);
+    }
     Err(e)
 }
 

@@ -353,17 +353,60 @@ pub(crate) fn report_stderr(e: ChildError) {
     put(e.step.name().as_bytes());
     put(b" failed: errno ");
     let mut digits = [0u8; 12];
-    let mut n = e.errno.unsigned_abs();
+    put(decimal(e.errno.unsigned_abs(), &mut digits));
+    put(b"\n");
+    let _ = write_all(2, &buf[..len]);
+}
+
+/// `n` in decimal, in `out`, without allocating.
+fn decimal(mut n: u32, out: &mut [u8; 12]) -> &[u8] {
     let mut d = 0;
     loop {
-        digits[digits.len() - 1 - d] = b'0' + (n % 10) as u8;
+        out[out.len() - 1 - d] = b'0' + (n % 10) as u8;
         d += 1;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    put(&digits[digits.len() - d..]);
+    &out[out.len() - d..]
+}
+
+/// `exec PATH: ERROR` on stderr, runc's report of an execve that failed after `start`, with
+/// Go's (lower-case) text for the errors execve gives; nothing is allocated (after fork).
+pub(crate) fn report_exec_stderr(path: &std::ffi::CStr, errno: c_int) {
+    let text: &[u8] = match errno {
+        libc::ENOENT => b"no such file or directory",
+        libc::EACCES => b"permission denied",
+        libc::ENOEXEC => b"exec format error",
+        libc::ENOTDIR => b"not a directory",
+        libc::ELOOP => b"too many levels of symbolic links",
+        libc::E2BIG => b"argument list too long",
+        libc::ETXTBSY => b"text file busy",
+        libc::ENOMEM => b"cannot allocate memory",
+        libc::EPERM => b"operation not permitted",
+        libc::ENAMETOOLONG => b"file name too long",
+        libc::EISDIR => b"is a directory",
+        libc::ELIBBAD => b"accessing a corrupted shared library",
+        _ => b"",
+    };
+    let mut buf = [0u8; 512];
+    let mut len = 0;
+    let mut put = |b: &[u8]| {
+        let n = b.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&b[..n]);
+        len += n;
+    };
+    put(b"exec ");
+    put(path.to_bytes());
+    put(b": ");
+    if text.is_empty() {
+        put(b"errno ");
+        let mut digits = [0u8; 12];
+        put(decimal(errno.unsigned_abs(), &mut digits));
+    } else {
+        put(text);
+    }
     put(b"\n");
     let _ = write_all(2, &buf[..len]);
 }

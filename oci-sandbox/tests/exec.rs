@@ -87,9 +87,14 @@ fn exec_exit_code_and_missing_program() {
     let mut p = process("");
     p["args"] = json!(["no-such-program"]);
     let err = exec(&c, &p).unwrap_err();
+    // runc's words (Go's exec.LookPath), which engines match.
     assert!(
-        matches!(&err, Error::Child { step, .. } if step.contains("find")),
-        "{err}"
+        matches!(&err, Error::Executable { name, searched: true, .. } if name == "no-such-program"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "exec: \"no-such-program\": executable file not found in $PATH"
     );
     c.delete().unwrap();
 }
