@@ -168,27 +168,9 @@ pub fn validate_spec(spec: &Spec) -> Result<()> {
             }
         }
         for (key, _) in linux.sysctl().iter().flatten() {
-            let needs = if key.starts_with("net.") {
-                Some(LinuxNamespaceType::Network)
-            } else if key.starts_with("fs.mqueue.")
-                || [
-                    "kernel.msgmax",
-                    "kernel.msgmnb",
-                    "kernel.msgmni",
-                    "kernel.sem",
-                    "kernel.shmall",
-                    "kernel.shmmax",
-                    "kernel.shmmni",
-                    "kernel.shm_rmid_forced",
-                ]
-                .contains(&key.as_str())
-            {
-                Some(LinuxNamespaceType::Ipc)
-            } else if key == "kernel.hostname" || key == "kernel.domainname" {
-                Some(LinuxNamespaceType::Uts)
-            } else {
-                None
-            };
+            // The rule of which namespace owns a sysctl is oci-sandbox's, which applies it
+            // (and also refuses a joined namespace that is the runtime's own).
+            let needs = oci_sandbox::sysctl_namespace(key);
             match needs {
                 Some(ns) if !seen.contains(&ns) => p.add(format!("linux.sysctl.{key}"), format!("needs a {ns} namespace in linux.namespaces")),
                 Some(_) => {}

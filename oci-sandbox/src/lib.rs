@@ -52,7 +52,7 @@ mod sys;
 pub use error::{Error, Result};
 pub use exe::{protect_exe, ExeProtection};
 pub use exec::{Exec, ExecOptions};
-pub use mounts::mount_options;
+pub use mounts::{mount_options, sysctl_namespace};
 pub use oci_spec::runtime::Spec;
 pub use stdio::Stdio;
 
@@ -639,6 +639,14 @@ impl Sandbox {
                 None => Ok(None),
                 // config.md "Hostname": an error without a UTS namespace of the container's own.
                 Some(_) if !ns.has_uts => Err(Error::invalid(field, "needs a uts namespace")),
+                // Nor into a joined one that is the runtime's: that would rename the host.
+                Some(_) if ns.runtimes_own(libc::CLONE_NEWUTS).is_some() => Err(Error::invalid(
+                    field,
+                    format!(
+                        "would change the host's: {}",
+                        ns.runtimes_own(libc::CLONE_NEWUTS).unwrap_or_default()
+                    ),
+                )),
                 Some(s) => CString::new(s)
                     .map(Some)
                     .map_err(|_| Error::invalid(field, "NUL byte")),
@@ -646,7 +654,7 @@ impl Sandbox {
         };
         let hostname = name(spec.hostname(), "hostname")?;
         let domainname = name(spec.domainname(), "domainname")?;
-        let mut mounts = mounts::plan(spec, linux, &rootfs, options.bundle.as_deref())?;
+        let mut mounts = mounts::plan(spec, linux, &ns, &rootfs, options.bundle.as_deref())?;
         mounts.no_pivot = options.no_pivot;
         // MS_MOVE of the rootfs is refused under a shared parent.
         refuse(

@@ -868,10 +868,13 @@ fn cgroup_mounts(
     Ok(out)
 }
 
-/// Checks that `key` is a sysctl the container's own namespaces isolate (config-linux.md
-/// "Sysctl": the runtime applies them to the container; a host-wide one would leak out).
-fn sysctl_allowed(key: &str, ns: &[LinuxNamespaceType]) -> bool {
-    let has = |t| ns.contains(&t);
+/// The namespace that isolates sysctl `key` (config-linux.md "Sysctl": the runtime applies
+/// them to the container), or `None` for a host-wide one, which a container must never set:
+/// the IPC ones (`kernel.msg*`, `kernel.sem`, `kernel.shm*`, `fs.mqueue.*`), `net.*`, and
+/// `kernel.hostname` / `kernel.domainname` (UTS), as runc's list. A config may set one only
+/// when that namespace is the container's own: new, or joined by a path that is not the
+/// runtime's own namespace ([`crate::Sandbox::create`] compares them).
+pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     const IPC: &[&str] = &[
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -883,20 +886,21 @@ fn sysctl_allowed(key: &str, ns: &[LinuxNamespaceType]) -> bool {
         "kernel.shm_rmid_forced",
     ];
     if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
-        return has(LinuxNamespaceType::Ipc);
+        return Some(LinuxNamespaceType::Ipc);
     }
     if key.starts_with("net.") {
-        return has(LinuxNamespaceType::Network);
+        return Some(LinuxNamespaceType::Network);
     }
     if key == "kernel.hostname" || key == "kernel.domainname" {
-        return has(LinuxNamespaceType::Uts);
+        return Some(LinuxNamespaceType::Uts);
     }
-    false
+    None
 }
 
 pub(crate) fn plan(
     spec: &Spec,
     linux: &Linux,
+    ns: &crate::namespaces::Plan,
     rootfs: &Path,
     bundle: Option<&Path>,
 ) -> Result<Plan> {
@@ -948,13 +952,6 @@ pub(crate) fn plan(
     let dev_is_bind = mounts
         .iter()
         .any(|m| m.bind && m.dest.display.trim_end_matches('/') == "/dev");
-    let ns: Vec<LinuxNamespaceType> = linux
-        .namespaces()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|n| n.typ())
-        .collect();
     let mut sysctls = Vec::new();
     let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
     keys.sort();
@@ -962,10 +959,16 @@ pub(crate) fn plan(
         if key.is_empty() || key.split(['.', '/']).any(|c| c.is_empty() || c == "..") {
             return Err(Error::invalid("linux.sysctl", format!("bad key {key:?}")));
         }
-        if !sysctl_allowed(key, &ns) {
+        let Some(typ) = sysctl_namespace(key) else {
             return Err(Error::invalid(
                 "linux.sysctl",
-                format!("{key} is not isolated by the container's namespaces"),
+                format!("{key} is not namespaced: setting it would change the host"),
+            ));
+        };
+        if let Some(why) = ns.runtimes_own(crate::namespaces::flag(typ)) {
+            return Err(Error::invalid(
+                "linux.sysctl",
+                format!("{key} would change the host's value: {why}"),
             ));
         }
         let rel = format!("sys/{}", key.replace('.', "/"));

@@ -30,15 +30,71 @@ pub(crate) struct Plan {
     pub new_mount: bool,
     pub has_uts: bool,
     pub pid_joined: bool,
+    /// `CLONE_NEW*` flags of the namespaces that are the runtime's own: not listed in the
+    /// config (inherited), or joined by a path that is the same namespace as the runtime's
+    /// (`/proc/1/ns/net` run from the host), with that path.
+    pub runtimes_own: c_int,
+    pub own_paths: Vec<(c_int, std::path::PathBuf)>,
 }
 
 impl Plan {
     pub(crate) fn new_user(&self) -> bool {
         self.unshare & libc::CLONE_NEWUSER != 0
     }
+
+    /// Why namespace `flag` is not the container's own, if it is the runtime's: what the
+    /// container writes into it (a sysctl, the hostname) would change the host's.
+    pub(crate) fn runtimes_own(&self, flag: c_int) -> Option<String> {
+        if self.runtimes_own & flag == 0 {
+            return None;
+        }
+        let name = NAMES
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map_or("?", |(_, n)| n);
+        Some(match self.own_paths.iter().find(|(f, _)| *f == flag) {
+            Some((_, p)) => format!(
+                "the {name} namespace it joins ({}) is the runtime's own",
+                p.display()
+            ),
+            None => format!("no {name} namespace of its own is listed in linux.namespaces"),
+        })
+    }
 }
 
-fn flag(t: LinuxNamespaceType) -> c_int {
+/// Namespace flags and their names under /proc/PID/ns.
+const NAMES: &[(c_int, &str)] = &[
+    (libc::CLONE_NEWPID, "pid"),
+    (libc::CLONE_NEWNET, "net"),
+    (libc::CLONE_NEWNS, "mnt"),
+    (libc::CLONE_NEWIPC, "ipc"),
+    (libc::CLONE_NEWUTS, "uts"),
+    (libc::CLONE_NEWUSER, "user"),
+    (libc::CLONE_NEWCGROUP, "cgroup"),
+    (libc::CLONE_NEWTIME, "time"),
+];
+
+/// Whether the namespace `fd` (opened from a config's path) is the one this process is in:
+/// the same st_dev and st_ino as `/proc/self/ns/NAME` (namespaces(7), "The /proc/[pid]/ns/
+/// directory": two processes are in the same namespace when those match).
+fn is_runtimes_own(fd: &OwnedFd, flag: c_int) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let Some((_, name)) = NAMES.iter().find(|(f, _)| *f == flag) else {
+        return Ok(false);
+    };
+    let own = Path::new("/proc/self/ns").join(name);
+    let ours = match std::fs::metadata(&own) {
+        Ok(m) => m,
+        // A kernel without this namespace type (time before 5.6): nothing to be the same as.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::sys("stat namespace", own)(e)),
+    };
+    let f = std::fs::File::from(fd.try_clone().map_err(Error::sys("dup", None))?);
+    let theirs = f.metadata().map_err(Error::sys("stat namespace", None))?;
+    Ok((theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()))
+}
+
+pub(crate) fn flag(t: LinuxNamespaceType) -> c_int {
     match t {
         LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
         LinuxNamespaceType::Network => libc::CLONE_NEWNET,
@@ -75,7 +131,12 @@ pub(crate) fn plan(linux: &Linux) -> Result<Plan> {
             Some(path) => {
                 let fd = std::fs::File::open(path)
                     .map_err(Error::sys("open namespace", path.to_path_buf()))?;
-                joins.push((f, OwnedFd::from(fd)));
+                let fd = OwnedFd::from(fd);
+                if is_runtimes_own(&fd, f)? {
+                    plan.runtimes_own |= f;
+                    plan.own_paths.push((f, path.to_path_buf()));
+                }
+                joins.push((f, fd));
             }
             None => plan.unshare |= f,
         }
@@ -83,6 +144,7 @@ pub(crate) fn plan(linux: &Linux) -> Result<Plan> {
     // Join the user namespace first so that the joins that follow are made with its privileges.
     joins.sort_by_key(|(f, _)| if *f == libc::CLONE_NEWUSER { 0 } else { 1 });
     plan.joins = joins;
+    plan.runtimes_own |= NAMES.iter().map(|(f, _)| *f).fold(0, |a, f| a | f) & !seen;
     plan.new_mount = plan.unshare & libc::CLONE_NEWNS != 0;
     plan.has_uts = seen & libc::CLONE_NEWUTS != 0;
     plan.pid_joined = seen & libc::CLONE_NEWPID != 0 && plan.unshare & libc::CLONE_NEWPID == 0;
