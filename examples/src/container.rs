@@ -14,7 +14,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use oci_image::{Layout, PlatformSpec};
-use oci_runtime::{CreateOptions, KillScope, Overrides, Runtime};
+use oci_runtime::{CreateOptions, KillScope, Overrides, Runtime, Stdio};
 use oci_spec::runtime::{
     Capability, LinuxNamespaceType, LinuxResourcesBuilder, MountBuilder, Spec,
 };
@@ -272,27 +272,16 @@ impl Store {
         if opts.detach {
             // Detached containers write their output to `containers/<id>/log`.
             let log = fs::File::create(dir.join("log"))?;
-            let running = with_stdio(&log, || {
-                rt.run(
-                    &id,
-                    &CreateOptions {
-                        bundle,
-                        ..Default::default()
-                    },
-                )
-            })?;
+            let opts = CreateOptions::new(bundle)
+                .stdout(Stdio::from(log.try_clone()?))
+                .stderr(Stdio::from(log));
+            let running = rt.run(&id, &opts)?;
             running.detach();
             guard.armed = false;
             println!("{id}");
             return Ok(0);
         }
-        let mut running = rt.run(
-            &id,
-            &CreateOptions {
-                bundle,
-                ..Default::default()
-            },
-        )?;
+        let mut running = rt.run(&id, &CreateOptions::new(bundle))?;
         let console = running.console.take();
         let _raw = console.as_ref().map(crate::terminal::proxy);
         let forward = crate::terminal::forward_signals(
@@ -429,10 +418,8 @@ impl Store {
         let rootfs = dir.join("rootfs");
         fs::create_dir_all(dir)?;
         Unpacker::new().unpack(&layout, &img, &rootfs)?;
-        let overrides = Overrides {
-            cmd: (!command.is_empty()).then_some(command),
-            ..Default::default()
-        };
+        let mut overrides = Overrides::default();
+        overrides.cmd = (!command.is_empty()).then_some(command);
         let mut spec = oci_runtime::spec_from_image(
             &img.config,
             &rootfs,
@@ -509,24 +496,6 @@ impl Store {
         }
         out.sort();
         Ok(out)
-    }
-}
-
-/// Runs `f` with fds 1 and 2 pointing at `log` (the container inherits them), then restores
-/// them.
-fn with_stdio<T>(log: &fs::File, f: impl FnOnce() -> T) -> T {
-    use std::os::fd::AsRawFd;
-    // SAFETY: dup/dup2 of valid fds; restored below.
-    unsafe {
-        let (out, err) = (libc::dup(1), libc::dup(2));
-        libc::dup2(log.as_raw_fd(), 1);
-        libc::dup2(log.as_raw_fd(), 2);
-        let r = f();
-        libc::dup2(out, 1);
-        libc::dup2(err, 2);
-        libc::close(out);
-        libc::close(err);
-        r
     }
 }
 

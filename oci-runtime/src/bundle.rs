@@ -34,6 +34,12 @@ impl Bundle {
     /// ```
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        if dir.as_os_str().is_empty() {
+            return Err(Error::Bundle {
+                path: dir.to_path_buf(),
+                reason: "the bundle path is empty: give the directory holding config.json".into(),
+            });
+        }
         let path = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
         let file = path.join("config.json");
         let meta = fs::metadata(&file).map_err(|e| Error::io(&file, e))?;

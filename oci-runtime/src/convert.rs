@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::user::resolve_user;
 
 /// What a user overrides at run time. Everything is optional; the default converts the image
-/// config as it is.
+/// config as it is. Fields may be added: start from `Overrides::default()` and set fields.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Overrides {
     /// `--entrypoint`: replaces `Config.Entrypoint` and, as docker and podman do, resets
     /// `Config.Cmd` (a `Some(vec![])` clears the entrypoint).
@@ -37,6 +38,7 @@ pub struct Overrides {
 
 /// How `Config.Volumes` are provided (conversion.md, "Optional Fields" note 2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Volumes {
     /// Each volume is a fresh tmpfs (`nosuid,nodev`), so that application data is not written
     /// to the container's root filesystem.
@@ -69,7 +71,8 @@ pub enum Volumes {
 ///     "rootfs": {"type": "layers", "diff_ids": []}
 /// }"#).unwrap();
 /// let rootfs = tempfile::tempdir().unwrap();
-/// let overrides = oci_runtime::Overrides { cmd: Some(vec!["bye".into()]), ..Default::default() };
+/// let mut overrides = oci_runtime::Overrides::default();
+/// overrides.cmd = Some(vec!["bye".into()]);
 /// let spec = oci_runtime::spec_from_image(&image, rootfs.path(), &overrides,
 ///     oci_runtime::default_spec().unwrap()).unwrap();
 /// let process = spec.process().as_ref().unwrap();

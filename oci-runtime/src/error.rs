@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A filesystem operation failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The path it was on.
         path: PathBuf,
@@ -48,6 +48,15 @@ pub enum Error {
         spec: String,
         /// What is wrong.
         message: String,
+    },
+
+    /// The bundle cannot be used as given.
+    #[error("bundle {}: {reason}", path.display())]
+    Bundle {
+        /// The bundle path as given.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
 
     /// A container id is malformed.

@@ -22,6 +22,16 @@ mod state;
 mod user;
 mod validate;
 
+/// The sandbox this runtime drives: its types appear in this API ([`Stdio`],
+/// [`oci_sandbox::cgroups::Stats`], [`Error::Sandbox`]).
+pub use oci_sandbox;
+pub use oci_sandbox::{ExitStatus, Stdio};
+/// The runtime-spec and image-spec types this crate's API takes and returns, re-exported so
+/// that users need no dependency of their own (nor a matching version) on `oci-spec`.
+pub use oci_spec;
+pub use oci_spec::image::ImageConfiguration;
+pub use oci_spec::runtime::{LinuxResources, LinuxSeccomp, Process, Spec, State};
+
 pub use bundle::Bundle;
 pub use convert::{spec_from_image, Overrides, Volumes};
 pub use defaults::{

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use oci_sandbox::cgroups::Cgroup;
-use oci_sandbox::{Container, Options, Sandbox};
+use oci_sandbox::{Container, Options, Sandbox, Stdio};
 use oci_spec::runtime::{ContainerState, Hook, LinuxResources, Process, Spec, State};
 
 use crate::bundle::Bundle;
@@ -35,8 +35,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `delete` waits for a killed init to disappear.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Options of [`Runtime::create`] (runc's `create` flags).
-#[derive(Debug, Clone, Default)]
+/// Options of [`Runtime::create`] and [`Runtime::run`] (runc's `create` flags, and the
+/// container's stdio). Made with [`CreateOptions::new`] and its builder methods; fields may
+/// be added.
+#[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct CreateOptions {
     /// The bundle directory.
     pub bundle: PathBuf,
@@ -54,10 +57,80 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
+    /// The container's stdin, stdout and stderr (default: the caller's 0, 1 and 2).
+    /// [`Stdio::Piped`] is for [`Runtime::run`], whose [`Running`] hands out the caller's
+    /// ends.
+    pub stdio: [Stdio; 3],
 }
 
-/// Options of [`Runtime::exec`] (runc's `exec` flags beyond the process itself).
-#[derive(Debug, Clone, Default)]
+impl CreateOptions {
+    /// Options for the bundle in `dir`; everything else as runc's defaults.
+    pub fn new(bundle: impl Into<PathBuf>) -> CreateOptions {
+        CreateOptions {
+            bundle: bundle.into(),
+            ..CreateOptions::default()
+        }
+    }
+
+    /// Sends the pty master to this unix socket when `process.terminal` is true.
+    pub fn console_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.console_socket = Some(path.into());
+        self
+    }
+
+    /// Writes the init's pid to this file.
+    pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pid_file = Some(path.into());
+        self
+    }
+
+    /// Passes fds 3..3+n to the container.
+    pub fn preserve_fds(mut self, n: u32) -> Self {
+        self.preserve_fds = n;
+        self
+    }
+
+    /// Passes n socket-activation fds (see the field).
+    pub fn listen_fds(mut self, n: u32) -> Self {
+        self.listen_fds = n;
+        self
+    }
+
+    /// `MS_MOVE` + `chroot` instead of `pivot_root`.
+    pub fn no_pivot(mut self, yes: bool) -> Self {
+        self.no_pivot = yes;
+        self
+    }
+
+    /// Keeps the caller's session keyring.
+    pub fn no_new_keyring(mut self, yes: bool) -> Self {
+        self.no_new_keyring = yes;
+        self
+    }
+
+    /// The container's stdin.
+    pub fn stdin(mut self, s: Stdio) -> Self {
+        self.stdio[0] = s;
+        self
+    }
+
+    /// The container's stdout.
+    pub fn stdout(mut self, s: Stdio) -> Self {
+        self.stdio[1] = s;
+        self
+    }
+
+    /// The container's stderr.
+    pub fn stderr(mut self, s: Stdio) -> Self {
+        self.stdio[2] = s;
+        self
+    }
+}
+
+/// Options of [`Runtime::exec`] (runc's `exec` flags beyond the process itself, and the
+/// process's stdio). Fields may be added: start from [`ExecOptions::new`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ExecOptions {
     /// `--console-socket`.
     pub console_socket: Option<PathBuf>,
@@ -68,6 +141,44 @@ pub struct ExecOptions {
     /// `--cgroup`: run the process in existing sub-cgroups of the container's cgroup, each
     /// value `PATH` (every controller) or `CONTROLLER[,CONTROLLER]:PATH`, as runc's.
     pub cgroup: Vec<String>,
+    /// The process's stdin, stdout and stderr (default: the caller's); the caller's ends of
+    /// [`Stdio::Piped`] ones come from [`Exec::take_stdout`] and the like.
+    pub stdio: [Stdio; 3],
+}
+
+impl ExecOptions {
+    /// No console socket, no pid file, no preserved fds, the container's own cgroup, the
+    /// caller's stdio.
+    pub fn new() -> ExecOptions {
+        ExecOptions::default()
+    }
+
+    /// The process's stdin.
+    pub fn stdin(mut self, s: Stdio) -> Self {
+        self.stdio[0] = s;
+        self
+    }
+
+    /// The process's stdout.
+    pub fn stdout(mut self, s: Stdio) -> Self {
+        self.stdio[1] = s;
+        self
+    }
+
+    /// The process's stderr.
+    pub fn stderr(mut self, s: Stdio) -> Self {
+        self.stdio[2] = s;
+        self
+    }
+}
+
+/// Copies of the caller's stdio choices (options are borrowed: an fd is duplicated).
+fn stdio_copies(s: &[Stdio; 3]) -> Result<[Stdio; 3]> {
+    let c = |x: &Stdio| {
+        x.try_clone()
+            .map_err(|e| Error::io(PathBuf::from("stdio fd"), e))
+    };
+    Ok([c(&s[0])?, c(&s[1])?, c(&s[2])?])
 }
 
 /// The number of socket-activation fds systemd passed to this process (sd_listen_fds(3)):
@@ -123,6 +234,21 @@ impl Running {
         })
     }
 
+    /// The writing end of the container's stdin, when it was [`Stdio::Piped`] (once).
+    pub fn take_stdin(&mut self) -> Option<std::fs::File> {
+        self.container.take_stdin()
+    }
+
+    /// The reading end of the container's stdout, when it was [`Stdio::Piped`] (once).
+    pub fn take_stdout(&mut self) -> Option<std::fs::File> {
+        self.container.take_stdout()
+    }
+
+    /// The reading end of the container's stderr, when it was [`Stdio::Piped`] (once).
+    pub fn take_stderr(&mut self) -> Option<std::fs::File> {
+        self.container.take_stderr()
+    }
+
     /// Gives up the handle without stopping the container (`run --detach`).
     pub fn detach(self) -> i32 {
         self.container.detach()
@@ -141,6 +267,21 @@ impl Exec {
     /// The process's pid.
     pub fn pid(&self) -> i32 {
         self.inner.pid()
+    }
+
+    /// The writing end of the process's stdin, when it was [`Stdio::Piped`] (once).
+    pub fn take_stdin(&mut self) -> Option<std::fs::File> {
+        self.inner.take_stdin()
+    }
+
+    /// The reading end of the process's stdout, when it was [`Stdio::Piped`] (once).
+    pub fn take_stdout(&mut self) -> Option<std::fs::File> {
+        self.inner.take_stdout()
+    }
+
+    /// The reading end of the process's stderr, when it was [`Stdio::Piped`] (once).
+    pub fn take_stderr(&mut self) -> Option<std::fs::File> {
+        self.inner.take_stderr()
     }
 
     /// Waits for it; the exit code as a shell reports it.
@@ -246,7 +387,7 @@ impl Runtime {
                 p.set_env(Some(env));
             }
         }
-        default_cgroups_path(&mut spec, id);
+        default_cgroups_path(&mut spec, self.store.root(), id);
         if spec
             .process()
             .as_ref()
@@ -260,12 +401,23 @@ impl Runtime {
             });
         }
 
+        if fifo_mode && opts.stdio.iter().any(|s| matches!(s, Stdio::Piped)) {
+            return Err(Error::Conversion {
+                field: "stdio",
+                message: "a piped stdio needs Runtime::run: Runtime::create returns no handle"
+                    .into(),
+            });
+        }
+        let [stdin, stdout, stderr] = stdio_copies(&opts.stdio)?;
         close_on_exec(passed);
         let mut options = Options::new()
             .bundle(bundle.path.clone())
             .preserve_fds(passed)
             .no_pivot(opts.no_pivot)
-            .no_new_keyring(opts.no_new_keyring);
+            .no_new_keyring(opts.no_new_keyring)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr);
         if fifo_mode {
             let fifo = dir.join(EXEC_FIFO);
             rustix::fs::mknodat(
@@ -528,7 +680,7 @@ impl Runtime {
                 return Err(Error::WrongState {
                     id: id.into(),
                     status: Self::status_name(&record),
-                    operation: "delete (use --force)",
+                    operation: "delete without force",
                 })
             }
         }
@@ -655,7 +807,11 @@ impl Runtime {
             .as_ref()
             .and_then(|l| l.personality().clone());
         close_on_exec(opts.preserve_fds);
+        let [stdin, stdout, stderr] = stdio_copies(&opts.stdio)?;
         let mut o = oci_sandbox::ExecOptions::new()
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
             .preserve_fds(opts.preserve_fds)
             .seccomp(seccomp.as_ref())
             .personality(personality.as_ref());
@@ -826,12 +982,16 @@ fn merge_resources(mut base: LinuxResources, new: &LinuxResources) -> LinuxResou
     base
 }
 
-/// Without a `cgroupsPath`, a container gets `/ocirun/<id>`, so that `kill --all`, `pause`
-/// and resource limits always have a cgroup to act on.
-fn default_cgroups_path(spec: &mut Spec, id: &str) {
+/// Without a `cgroupsPath`, a container gets `/ocirun/<id>-<tag of the state root>`, so that
+/// `kill --all`, `pause` and resource limits always have a cgroup to act on, and two runtimes
+/// with different state roots never share one.
+fn default_cgroups_path(spec: &mut Spec, root: &Path, id: &str) {
     if let Some(linux) = spec.linux_mut() {
         if linux.cgroups_path().is_none() {
-            linux.set_cgroups_path(Some(PathBuf::from(format!("/ocirun/{id}"))));
+            linux.set_cgroups_path(Some(PathBuf::from(format!(
+                "/ocirun/{id}-{:08x}",
+                root_tag(root)
+            ))));
         }
     }
 }
@@ -848,6 +1008,19 @@ fn signal_cgroup(cg: &Cgroup, signal: i32) -> Result<()> {
         unsafe { libc::kill(pid, signal) };
     }
     Ok(())
+}
+
+/// 32 bits of FNV-1a over the state root's path, canonical where it resolves: two runtimes
+/// with different roots on one host give the same id different cgroups.
+fn root_tag(root: &Path) -> u32 {
+    use std::os::unix::ffi::OsStrExt;
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in root.as_os_str().as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) as u32
 }
 
 /// Sends `signal` to the init through a pidfd, after checking that the pid still belongs to

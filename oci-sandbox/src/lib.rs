@@ -574,6 +574,17 @@ fn vanished(
     Error::ChildVanished { stage: "create" }
 }
 
+/// `/oci-sandbox/PID-N-T`: this process's pid, a counter and the time, so that no other
+/// caller, nor a later process reusing the pid, picks the same path.
+fn default_cgroups_path() -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    PathBuf::from(format!("/oci-sandbox/{}-{n}-{t:x}", std::process::id()))
+}
+
 /// A pidfd of our own child `pid` (not yet reaped, so the pid is still that process), where
 /// the kernel has pidfd_open(2) (5.3); clone3's `CLONE_PIDFD` gives one directly.
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -685,11 +696,14 @@ impl Sandbox {
                 let cg = guard.cgroup.insert(Cgroup::create(path, resources)?);
                 cgroups = open_procs(&cg.procs_files())?;
             }
+            // config-linux.md "Control groups": "If the value is not specified, the
+            // behavior is implementation-defined": resources without a path get a cgroup of
+            // their own, unique to this call.
             None if resources.is_some_and(|r| r != &Default::default()) => {
-                return Err(Error::invalid(
-                    "linux.cgroupsPath",
-                    "resources are set but no cgroupsPath is given",
-                ));
+                let cg = guard
+                    .cgroup
+                    .insert(Cgroup::create(&default_cgroups_path(), resources)?);
+                cgroups = open_procs(&cg.procs_files())?;
             }
             None => {}
         }
@@ -929,7 +943,8 @@ impl Container {
         self.pidfd.as_ref().map(|f| f.as_fd())
     }
 
-    /// The container's cgroup, when the config has a `cgroupsPath`.
+    /// The container's cgroup: the config's `cgroupsPath`, or one made for `resources`
+    /// without a path (`/oci-sandbox/...`); `None` with neither.
     pub fn cgroup(&self) -> Option<&Cgroup> {
         self.cgroup.as_ref()
     }

@@ -62,6 +62,19 @@ impl Stdio {
     }
 }
 
+impl Stdio {
+    /// The same choice again: a duplicate of the fd for [`Stdio::Fd`], a new pipe for
+    /// [`Stdio::Piped`] (for callers that keep options and use them more than once).
+    pub fn try_clone(&self) -> std::io::Result<Stdio> {
+        Ok(match self {
+            Stdio::Inherit => Stdio::Inherit,
+            Stdio::Null => Stdio::Null,
+            Stdio::Piped => Stdio::Piped,
+            Stdio::Fd(fd) => Stdio::Fd(fd.try_clone()?),
+        })
+    }
+}
+
 impl From<OwnedFd> for Stdio {
     fn from(fd: OwnedFd) -> Stdio {
         Stdio::Fd(fd)

@@ -619,21 +619,19 @@ fn run_options(a: &RunArgs) -> AnyResult<examples::container::RunOptions> {
             }
         }
     }
-    let overrides = oci_runtime::Overrides {
-        entrypoint: a.entrypoint.as_ref().map(|e| {
-            if e.is_empty() {
-                vec![]
-            } else {
-                vec![e.clone()]
-            }
-        }),
-        cmd: (!a.command.is_empty()).then(|| a.command.clone()),
-        env,
-        working_dir: a.workdir.clone(),
-        user: a.user.clone(),
-        hostname: a.hostname.clone(),
-        ..Default::default()
-    };
+    let mut overrides = oci_runtime::Overrides::default();
+    overrides.entrypoint = a.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            vec![]
+        } else {
+            vec![e.clone()]
+        }
+    });
+    overrides.cmd = (!a.command.is_empty()).then(|| a.command.clone());
+    overrides.env = env;
+    overrides.working_dir.clone_from(&a.workdir);
+    overrides.user.clone_from(&a.user);
+    overrides.hostname.clone_from(&a.hostname);
     Ok(RunOptions {
         name: a.name.clone(),
         remove: a.rm,

@@ -76,15 +76,14 @@ struct CreateArgs {
 
 impl CreateArgs {
     fn options(&self) -> CreateOptions {
-        CreateOptions {
-            bundle: self.bundle.clone(),
-            console_socket: self.console_socket.clone(),
-            pid_file: self.pid_file.clone(),
-            preserve_fds: self.preserve_fds,
-            listen_fds: oci_runtime::listen_fds_from_env(),
-            no_pivot: self.no_pivot,
-            no_new_keyring: self.no_new_keyring,
-        }
+        let mut o = CreateOptions::new(&self.bundle)
+            .preserve_fds(self.preserve_fds)
+            .listen_fds(oci_runtime::listen_fds_from_env())
+            .no_pivot(self.no_pivot)
+            .no_new_keyring(self.no_new_keyring);
+        o.console_socket.clone_from(&self.console_socket);
+        o.pid_file.clone_from(&self.pid_file);
+        o
     }
 }
 
@@ -662,12 +661,11 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> AnyResult<ExitCode> {
     if let Some(p) = &a.apparmor {
         process.set_apparmor_profile(Some(p.clone()));
     }
-    let opts = ExecOptions {
-        console_socket: a.console_socket.clone(),
-        pid_file: a.pid_file.clone(),
-        preserve_fds: a.preserve_fds,
-        cgroup: a.cgroup.clone(),
-    };
+    let mut opts = ExecOptions::new();
+    opts.console_socket.clone_from(&a.console_socket);
+    opts.pid_file.clone_from(&a.pid_file);
+    opts.preserve_fds = a.preserve_fds;
+    opts.cgroup.clone_from(&a.cgroup);
     let mut e = rt.exec(&a.id, &process, &opts)?;
     if a.detach {
         if e.console.is_some() {
