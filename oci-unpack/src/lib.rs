@@ -102,6 +102,7 @@ mod store;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -115,7 +116,9 @@ use oci_spec::image::{Descriptor, Digest};
 use oci_spec::runtime::LinuxIdMapping;
 
 pub use error::{Error, Result};
-pub use store::{chain_ids, LayerStore, OverlayMount, StoreGcReport, StoredLayer};
+pub use store::{
+    chain_ids, LayerCheck, LayerState, LayerStore, OverlayMount, StoreGcReport, StoredLayer,
+};
 
 use apply::{Applier, Deferred, Form};
 use fs::Root;

@@ -98,6 +98,66 @@ struct Built {
     links: Vec<crate::lower::LowerLink>,
 }
 
+/// Completes a built layer's hardlinks to lower layers (`lowers`: the layers' `diff`
+/// directories, this one first) and records its tree digest.
+fn resolve_links(
+    built: &Built,
+    lowers: &[PathBuf],
+    prefix: &'static str,
+    digest: &Digest,
+) -> Result<()> {
+    let stack = crate::lower::Stack::open(lowers, prefix).map_err(|e| Error::io(&lowers[0], e))?;
+    crate::lower::resolve(&stack, &built.links).map_err(|(entry, op, source)| Error::Apply {
+        digest: digest.clone(),
+        entry: String::from_utf8_lossy(&entry).into_owned(),
+        op,
+        source,
+    })?;
+    record_tree(built.dir.path())
+}
+
+/// Writes the digest of `layer_dir/diff` into `layer_dir/tree` (see the `tree` module).
+fn record_tree(layer_dir: &Path) -> Result<()> {
+    let diff = layer_dir.join("diff");
+    let d = crate::tree::tree_digest(&diff).map_err(|e| Error::io(&diff, e))?;
+    let p = layer_dir.join(TREE_FILE);
+    std::fs::write(&p, format!("{d}\n")).map_err(|e| Error::io(&p, e))
+}
+
+/// The file in a layer's directory holding the digest of its tree at unpack time.
+const TREE_FILE: &str = "tree";
+/// The file naming the layer blob: media type, digest, size, one a line.
+const BLOB_FILE: &str = "blob";
+/// The file naming the chain ID of the layer below (empty for a base layer).
+const PARENT_FILE: &str = "parent";
+
+/// What [`LayerStore::verify`] found for one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LayerState {
+    /// The tree hashes to the digest recorded when it was unpacked.
+    Intact,
+    /// The tree changed since it was unpacked.
+    Modified {
+        /// The digest recorded at unpack time.
+        recorded: Digest,
+        /// The digest of the tree now.
+        actual: Digest,
+    },
+    /// The layer was unpacked by a version that recorded no digest: it cannot be checked.
+    Unrecorded,
+}
+
+/// One layer checked by [`LayerStore::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerCheck {
+    /// The layer's chain ID.
+    pub chain_id: Digest,
+    /// What was found.
+    pub state: LayerState,
+}
+
 /// Holds the store's lock until dropped.
 struct Lock(#[allow(dead_code)] File);
 
@@ -229,7 +289,16 @@ impl LayerStore {
                 s.spawn(|| loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = missing.get(k) else { break };
-                    let r = self.unpack_one(unpacker, layout, image, &chain[i], i, &tmp, &counters);
+                    let parent = i.checked_sub(1).map(|p| &chain[p]);
+                    let r = self.unpack_one(
+                        unpacker,
+                        layout,
+                        &image.layers[i],
+                        &chain[i],
+                        parent,
+                        &tmp,
+                        &counters,
+                    );
                     let failed = r.is_err();
                     if let Ok(mut v) = results.lock() {
                         v.push((i, r));
@@ -275,17 +344,7 @@ impl LayerStore {
                     None => self.diff_path(&chain[below]),
                 });
             }
-            let digest = image.layers[*i].descriptor.digest();
-            let stack =
-                crate::lower::Stack::open(&dirs, prefix).map_err(|e| Error::io(&dirs[0], e))?;
-            crate::lower::resolve(&stack, &built.links).map_err(|(entry, op, source)| {
-                Error::Apply {
-                    digest: digest.clone(),
-                    entry: String::from_utf8_lossy(&entry).into_owned(),
-                    op,
-                    source,
-                }
-            })?;
+            resolve_links(built, &dirs, prefix, image.layers[*i].descriptor.digest())?;
         }
         Ok(out.into_iter().map(|(i, b)| (i, b.dir)).collect())
     }
@@ -295,13 +354,12 @@ impl LayerStore {
         &self,
         unpacker: &Unpacker,
         layout: &Layout,
-        image: &Image,
+        layer: &oci_image::Layer,
         chain_id: &Digest,
-        i: usize,
+        parent: Option<&Digest>,
         tmp: &Path,
         counters: &Counters,
     ) -> Result<Built> {
-        let layer = &image.layers[i];
         let dir = PrivateDir::new(tmp, unpacker.rootless)?;
         let diff = dir.path().join("diff");
         std::fs::create_dir(&diff).map_err(|e| Error::io(&diff, e))?;
@@ -324,20 +382,34 @@ impl LayerStore {
             counters,
             &mut deferred,
         )?;
+        let d = &layer.descriptor;
         for (name, content) in [
             ("diff_id", layer.diff_id.to_string()),
             ("chain_id", chain_id.to_string()),
             (XATTRS_FILE, xattr_form(unpacker.rootless).to_string()),
+            // What `repair` needs to unpack the layer again from a layout holding its blob.
+            (
+                BLOB_FILE,
+                format!("{}\n{}\n{}\n", d.media_type(), d.digest(), d.size()),
+            ),
+            (
+                PARENT_FILE,
+                parent.map(|p| format!("{p}\n")).unwrap_or_default(),
+            ),
         ] {
             let p = dir.path().join(name);
             std::fs::write(&p, content).map_err(|e| Error::io(&p, e))?;
         }
         let refs = dir.path().join("refs");
         std::fs::create_dir(&refs).map_err(|e| Error::io(&refs, e))?;
-        Ok(Built {
+        let built = Built {
             dir,
             links: deferred.links,
-        })
+        };
+        if built.links.is_empty() {
+            record_tree(built.dir.path())?;
+        }
+        Ok(built)
     }
 
     fn owner_file(&self, owner: &str) -> PathBuf {
@@ -472,6 +544,122 @@ impl LayerStore {
             Err(e) => return Err(Error::io(&lease_path, e)),
         }
         self.remove_unused(&lease.map(|l| l.chain).unwrap_or_default())
+    }
+
+    /// Rehashes every layer's tree and compares it with the digest recorded when the layer
+    /// was unpacked: an edit under `layers/…/diff` (content, a mode, an owner, an xattr, a file
+    /// added or removed) shows as [`LayerState::Modified`]. [`LayerStore::repair`] restores
+    /// such a layer from its blob.
+    pub fn verify(&self) -> Result<Vec<LayerCheck>> {
+        let mut out = Vec::new();
+        for l in self.layers()? {
+            out.push(LayerCheck {
+                state: self.check_layer(&l.chain_id)?,
+                chain_id: l.chain_id,
+            });
+        }
+        Ok(out)
+    }
+
+    fn check_layer(&self, chain_id: &Digest) -> Result<LayerState> {
+        let p = self.layer_dir(chain_id).join(TREE_FILE);
+        let recorded = match std::fs::read_to_string(&p) {
+            Ok(t) => oci_image::parse_digest(t.trim())?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LayerState::Unrecorded),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        let diff = self.diff_path(chain_id);
+        let actual = crate::tree::tree_digest(&diff).map_err(|e| Error::io(&diff, e))?;
+        Ok(if actual == recorded {
+            LayerState::Intact
+        } else {
+            LayerState::Modified { recorded, actual }
+        })
+    }
+
+    /// Unpacks the layer `chain_id` again from its blob in `layout` (the blob it was unpacked
+    /// from, recorded then) and puts the fresh tree in place of the stored one, keeping its
+    /// references. Refused while a mounted overlay stacks the layer (overlayfs forbids
+    /// changing a lower directory under a mount): unmount first.
+    pub fn repair(&self, unpacker: &Unpacker, layout: &Layout, chain_id: &Digest) -> Result<()> {
+        let dir = self.layer_dir(chain_id);
+        let read = |name: &str| -> Result<String> {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))
+        };
+        let blob = read(BLOB_FILE)?;
+        let bad = || Error::Invalid {
+            what: format!("layer {chain_id}"),
+            reason: format!("malformed {BLOB_FILE} record: {blob:?}"),
+        };
+        let mut lines = blob.lines();
+        let (media_type, digest, size) = (
+            lines.next().ok_or_else(bad)?,
+            lines.next().ok_or_else(bad)?,
+            lines.next().ok_or_else(bad)?,
+        );
+        let descriptor = oci_spec::image::Descriptor::new(
+            media_type.into(),
+            size.parse().map_err(|_| bad())?,
+            oci_image::parse_digest(digest)?,
+        );
+        let layer = oci_image::Layer {
+            descriptor,
+            diff_id: oci_image::parse_digest(read("diff_id")?.trim())?,
+        };
+        // The layers below, for hardlinks into them.
+        let parent = match read(PARENT_FILE)?.trim() {
+            "" => None,
+            p => Some(oci_image::parse_digest(p)?),
+        };
+        let mut lowers = Vec::new();
+        let mut below = parent.clone();
+        while let Some(c) = below {
+            lowers.push(self.diff_path(&c));
+            let p = self.layer_dir(&c).join(PARENT_FILE);
+            below = match std::fs::read_to_string(&p)
+                .map_err(|e| Error::io(&p, e))?
+                .trim()
+            {
+                "" => None,
+                p => Some(oci_image::parse_digest(p)?),
+            };
+        }
+        let built = self.unpack_one(
+            unpacker,
+            layout,
+            &layer,
+            chain_id,
+            parent.as_ref(),
+            &self.root.join("tmp"),
+            &Counters::default(),
+        )?;
+        if !built.links.is_empty() {
+            let mut dirs = vec![built.dir.path().join("diff")];
+            dirs.extend(lowers);
+            let prefix = if unpacker.rootless {
+                "user.overlay."
+            } else {
+                "trusted.overlay."
+            };
+            resolve_links(&built, &dirs, prefix, layer.descriptor.digest())?;
+        }
+        let _lock = self.lock()?;
+        if self.mounted_layers()?.contains(chain_id) {
+            return Err(Error::Invalid {
+                what: format!("layer {chain_id}"),
+                reason: "a mounted overlay stacks it: unmount it before repairing".into(),
+            });
+        }
+        // The references move to the fresh tree; the old one leaves `layers/` in one rename.
+        let (old_refs, new_refs) = (dir.join("refs"), built.dir.path().join("refs"));
+        std::fs::remove_dir(&new_refs).map_err(|e| Error::io(&new_refs, e))?;
+        std::fs::rename(&old_refs, &new_refs).map_err(|e| Error::io(&old_refs, e))?;
+        let grave = PrivateDir::new(&self.root.join("tmp"), false)?;
+        std::fs::rename(&dir, grave.path().join("layer")).map_err(|e| Error::io(&dir, e))?;
+        std::fs::rename(built.dir.path(), &dir).map_err(|e| Error::io(&dir, e))?;
+        built.dir.disarm();
+        Ok(())
     }
 
     /// Reclaims what killed or crashed processes left: private directories under `tmp/` no
