@@ -465,6 +465,47 @@ impl Store {
         Ok(layout.gc()?.bytes_freed)
     }
 
+    /// Checks the layer store: every layer's tree is hashed again and compared with the
+    /// digest recorded when it was unpacked (and killed unpacks' leftovers are reclaimed).
+    /// With `repair`, a changed layer is unpacked again from its blob in the image store.
+    /// Returns a line per layer and how many are still changed.
+    pub fn check(&self, repair: bool) -> Result<(Vec<String>, usize)> {
+        let layers = self.layers()?;
+        layers.gc()?;
+        let mut lines = Vec::new();
+        let mut bad = 0;
+        for c in layers.verify()? {
+            let line = match &c.state {
+                oci_unpack::LayerState::Intact => format!("{} ok", c.chain_id),
+                oci_unpack::LayerState::Unrecorded => {
+                    format!("{} unchecked (no digest recorded)", c.chain_id)
+                }
+                oci_unpack::LayerState::Modified { recorded, actual } if repair => {
+                    match layers.repair(&Unpacker::new(), &self.images()?, &c.chain_id) {
+                        Ok(()) => format!(
+                            "{} repaired (was {actual}, recorded {recorded})",
+                            c.chain_id
+                        ),
+                        Err(e) => {
+                            bad += 1;
+                            format!("{} MODIFIED, not repaired: {e}", c.chain_id)
+                        }
+                    }
+                }
+                oci_unpack::LayerState::Modified { recorded, actual } => {
+                    bad += 1;
+                    format!(
+                        "{} MODIFIED: tree {actual}, recorded {recorded}",
+                        c.chain_id
+                    )
+                }
+                _ => format!("{} {:?}", c.chain_id, c.state),
+            };
+            lines.push(line);
+        }
+        Ok((lines, bad))
+    }
+
     /// The output of a detached container.
     pub fn logs(&self, id: &str) -> Result<Vec<u8>> {
         let mut out = Vec::new();

@@ -329,3 +329,53 @@ fn exec_unpack_and_bundle() {
         );
     }
 }
+
+/// Issue 15: `ocibox check` rehashes the unpacked layers against the digests recorded when they
+/// were unpacked and finds an edit under `layers/…/diff`; `--repair` does not swap a layer
+/// under a running container's overlay (the library's tests cover the repair itself).
+#[test]
+fn check_finds_an_edited_layer() {
+    let env = Env::new();
+    let out = env.ocibox(&["run", "-d", "--name", "chk", &env.image, "sleep", "1000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.ocibox(&["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Edit the first regular file of some layer.
+    let mut stack = vec![env.root().join("layers/layers")];
+    let mut victim = None;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            let under_diff = e.path().components().any(|c| c.as_os_str() == "diff");
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() && under_diff && victim.is_none() {
+                victim = Some(e.path());
+            }
+        }
+    }
+    let victim = victim.expect("a file in a layer");
+    std::fs::write(&victim, b"tampered").unwrap();
+    let out = env.ocibox(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("MODIFIED"), "{stdout}");
+    let out = env.ocibox(&["check", "--repair"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("not repaired") && stdout.contains("mounted"),
+        "{stdout}"
+    );
+    assert!(env.ocibox(&["rm", "--force", "chk"]).status.success());
+    let out = env.ocibox(&["check"]);
+    assert!(out.status.success());
+}

@@ -209,7 +209,7 @@ pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8], force_perms: bool)
 
 /// One directory of [`remove_all_at`]'s walk: its name in its parent, the parent's identity,
 /// the names left to remove in it.
-type Level = (Vec<u8>, (u64, u64), Vec<Vec<u8>>);
+pub(crate) type Level = (Vec<u8>, (u64, u64), Vec<Vec<u8>>);
 
 /// Unlinks `name` in `dir` unless it is a directory: true if it is one (and still there).
 fn unlink_or_dir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<bool> {

@@ -582,6 +582,7 @@ impl LayerStore {
     /// references. Refused while a mounted overlay stacks the layer (overlayfs forbids
     /// changing a lower directory under a mount): unmount first.
     pub fn repair(&self, unpacker: &Unpacker, layout: &Layout, chain_id: &Digest) -> Result<()> {
+        self.refuse_mounted(chain_id)?;
         let dir = self.layer_dir(chain_id);
         let read = |name: &str| -> Result<String> {
             let p = dir.join(name);
@@ -645,12 +646,7 @@ impl LayerStore {
             resolve_links(&built, &dirs, prefix, layer.descriptor.digest())?;
         }
         let _lock = self.lock()?;
-        if self.mounted_layers()?.contains(chain_id) {
-            return Err(Error::Invalid {
-                what: format!("layer {chain_id}"),
-                reason: "a mounted overlay stacks it: unmount it before repairing".into(),
-            });
-        }
+        self.refuse_mounted(chain_id)?;
         // The references move to the fresh tree; the old one leaves `layers/` in one rename.
         let (old_refs, new_refs) = (dir.join("refs"), built.dir.path().join("refs"));
         std::fs::remove_dir(&new_refs).map_err(|e| Error::io(&new_refs, e))?;
@@ -659,6 +655,16 @@ impl LayerStore {
         std::fs::rename(&dir, grave.path().join("layer")).map_err(|e| Error::io(&dir, e))?;
         std::fs::rename(built.dir.path(), &dir).map_err(|e| Error::io(&dir, e))?;
         built.dir.disarm();
+        Ok(())
+    }
+
+    fn refuse_mounted(&self, chain_id: &Digest) -> Result<()> {
+        if self.mounted_layers()?.contains(chain_id) {
+            return Err(Error::Invalid {
+                what: format!("layer {chain_id}"),
+                reason: "a mounted overlay stacks it: unmount it before repairing".into(),
+            });
+        }
         Ok(())
     }
 

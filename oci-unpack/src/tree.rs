@@ -37,12 +37,8 @@ pub(crate) fn tree_digest(root: &Path) -> io::Result<Digest> {
     record(&mut h, b"", &st, cur.as_fd(), None, &mut groups, &mut buf)?;
     // Per level: the path of the directory, its parent's identity, the names left (sorted,
     // the next one last).
-    let mut levels: Vec<(Vec<u8>, (u64, u64), Vec<Vec<u8>>)> =
-        vec![(Vec::new(), (0, 0), sorted(cur.as_fd())?)];
-    loop {
-        let Some(level) = levels.last_mut() else {
-            break;
-        };
+    let mut levels: Vec<crate::fs::Level> = vec![(Vec::new(), (0, 0), sorted(cur.as_fd())?)];
+    while let Some(level) = levels.last_mut() {
         let Some(name) = level.2.pop() else {
             let (_, parent, _) = levels.pop().expect("non-empty");
             if levels.is_empty() {

@@ -214,6 +214,13 @@ enum Command {
         /// Image references.
         images: Vec<String>,
     },
+    /// Check the store's unpacked layers against the digests of their trees recorded when
+    /// they were unpacked; exit status 1 if one was changed.
+    Check {
+        /// Unpack changed layers again from their blobs (not those a running container uses).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Unpack an image into a directory (a flat rootfs, as `umoci unpack` makes).
     Unpack {
         /// The image: a registry reference, or DIR:TAG of a local image layout.
@@ -429,6 +436,15 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             for i in images {
                 let freed = s.remove_image(&i)?;
                 println!("untagged {i}; {freed} bytes freed");
+            }
+        }
+        Command::Check { repair } => {
+            let (lines, bad) = store()?.check(repair)?;
+            for l in lines {
+                println!("{l}");
+            }
+            if bad > 0 {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Unpack {
