@@ -126,3 +126,33 @@ fn an_empty_bundle_path_says_so() {
     assert!(matches!(err, Error::Bundle { .. }), "{err}");
     assert!(err.to_string().contains("empty"), "{err}");
 }
+
+/// config-linux.md "Seccomp": Docker's profile denies by default and allows `mkdir`; a deny
+/// rule appended for it equals the default action and is dropped (as runc drops it), so
+/// `deny_syscall` takes the name out of the allow rule. In a real container, `mkdir` then
+/// fails with the chosen errno while other calls still work.
+#[test]
+fn deny_syscall_denies_in_a_deny_by_default_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = rootfs(dir.path());
+    std::os::unix::fs::symlink("busybox", root.join("bin/mkdir")).unwrap();
+    let mut spec = spec("mkdir /tmp/made; echo status $?");
+    let mut linux = spec.linux().clone().unwrap();
+    let mut profile = linux.seccomp().clone().unwrap();
+    for name in ["mkdir", "mkdirat"] {
+        oci_runtime::oci_sandbox::seccomp::deny_syscall(&mut profile, name, libc::EACCES as u32);
+    }
+    linux.set_seccomp(Some(profile));
+    spec.set_linux(Some(linux));
+    let options = oci_runtime::oci_sandbox::Options::new()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut c = oci_runtime::oci_sandbox::Sandbox::create(&spec, &root, options).unwrap();
+    let (out, err) = (c.take_stdout().unwrap(), c.take_stderr().unwrap());
+    c.start().unwrap();
+    assert_eq!(read_all(out), "status 1\n");
+    assert!(read_all(err).contains("Permission denied"), "EACCES");
+    c.wait().unwrap();
+    c.delete().unwrap();
+    assert!(!root.join("tmp/made").exists());
+}

@@ -34,7 +34,11 @@
 //! * On i386, a rule for a socket or SysV IPC call also matches the multiplexed form:
 //!   `socketcall(SYS_x, ..)` / `ipc(x, ..)`, with argument 0 compared to the call number
 //!   instead of the rule's own argument-0 comparisons, as libseccomp does.
-//! * Unknown syscall names are skipped (one profile serves every architecture).
+//! * A syscall name unknown on one architecture is skipped there (one profile serves every
+//!   architecture); a name no architecture's table knows (the [`syscalls`] crate's tables, of
+//!   Linux [`TABLE_LINUX`]) is an error naming it.
+//! * A rule whose action equals `defaultAction` is dropped (see above): to deny a syscall
+//!   that a deny-by-default profile allows, use [`deny_syscall`].
 //! * `errnoRet`/`defaultErrnoRet` on an action that takes no errno is an error (the spec's
 //!   MUST); `SCMP_ACT_ERRNO` and `SCMP_ACT_TRACE` default to `EPERM`. Actions the kernel does
 //!   not know (`SECCOMP_GET_ACTION_AVAIL`) are an error.
@@ -262,6 +266,80 @@ const X32_SPECIAL: [&str; 36] = [
     "preadv2",
     "pwritev2",
 ];
+
+/// The kernel release whose syscall tables the [`syscalls`] crate carries.
+pub const TABLE_LINUX: &str = "6.17";
+
+/// Whether any architecture's table knows `name`: a profile serves every architecture, so a
+/// name of another one (`arm_fadvise64_64`) is skipped here as libseccomp skips it, while a
+/// name of none is a mistake in the config (a typo, or a syscall newer than the table),
+/// reported rather than silently leaving the syscall to the default action.
+fn known_anywhere(name: &str) -> bool {
+    use syscalls::*;
+    x86_64::Sysno::from_str(name).is_ok()
+        || x86::Sysno::from_str(name).is_ok()
+        || aarch64::Sysno::from_str(name).is_ok()
+        || arm::Sysno::from_str(name).is_ok()
+        || loongarch64::Sysno::from_str(name).is_ok()
+        || mips::Sysno::from_str(name).is_ok()
+        || mips64::Sysno::from_str(name).is_ok()
+        || powerpc::Sysno::from_str(name).is_ok()
+        || powerpc64::Sysno::from_str(name).is_ok()
+        || riscv32::Sysno::from_str(name).is_ok()
+        || riscv64::Sysno::from_str(name).is_ok()
+        || s390x::Sysno::from_str(name).is_ok()
+        || sparc::Sysno::from_str(name).is_ok()
+        || sparc64::Sysno::from_str(name).is_ok()
+        || X32_SPECIAL.contains(&name)
+}
+
+/// Denies `name` in `profile` with `errno`, whatever the profile says of it now: the name is
+/// taken out of every rule that allows it (`SCMP_ACT_ALLOW`, `SCMP_ACT_LOG`; a rule left with
+/// no name goes), and a rule returning `errno` is added unless the default action already
+/// returns that.
+///
+/// Use it instead of only appending a deny rule: a rule whose action equals the profile's
+/// default action is dropped (libseccomp and runc do the same), so with a deny-by-default
+/// profile such as Docker's the allow rule that lists the syscall still decides.
+///
+/// ```
+/// use oci_spec::runtime::LinuxSeccomp;
+/// let mut profile: LinuxSeccomp = serde_json::from_str(r#"{
+///     "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+///     "syscalls": [{"names": ["mkdir", "read"], "action": "SCMP_ACT_ALLOW"}]}"#).unwrap();
+/// oci_sandbox::seccomp::deny_syscall(&mut profile, "mkdir", libc::EACCES as u32);
+/// let rules = profile.syscalls().as_ref().unwrap();
+/// assert_eq!(rules[0].names(), &["read"]);
+/// assert_eq!(rules[1].names(), &["mkdir"]);
+/// assert_eq!(rules[1].errno_ret(), Some(libc::EACCES as u32));
+/// ```
+pub fn deny_syscall(profile: &mut LinuxSeccomp, name: &str, errno: u32) {
+    use oci_spec::runtime::LinuxSyscallBuilder;
+    let mut rules = profile.syscalls().clone().unwrap_or_default();
+    for r in &mut rules {
+        if matches!(
+            r.action(),
+            LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+        ) {
+            let names: Vec<String> = r.names().iter().filter(|n| *n != name).cloned().collect();
+            r.set_names(names);
+        }
+    }
+    rules.retain(|r| !r.names().is_empty());
+    let default_denies = profile.default_action() == LinuxSeccompAction::ScmpActErrno
+        && profile.default_errno_ret().unwrap_or(libc::EPERM as u32) == errno;
+    if !default_denies {
+        if let Ok(rule) = LinuxSyscallBuilder::default()
+            .names(vec![name.to_string()])
+            .action(LinuxSeccompAction::ScmpActErrno)
+            .errno_ret(errno)
+            .build()
+        {
+            rules.push(rule);
+        }
+    }
+    profile.set_syscalls(Some(rules));
+}
 
 /// x86_64 entries marked "64" in syscall_64.tbl that x32 has no form of.
 const X86_64_ONLY: [&str; 12] = [
@@ -493,6 +571,24 @@ fn cond(a: &oci_spec::runtime::LinuxSeccompArg) -> Result<Cond> {
 /// ```
 pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
     let abis = abis(s)?;
+    let mut unknown: Vec<&str> = s
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|sc| sc.names().iter().map(String::as_str))
+        .filter(|n| !known_anywhere(n))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        unknown.dedup();
+        return Err(bad(
+            "syscalls[].names",
+            format!(
+                "unknown syscall {} (in no architecture's table of Linux {TABLE_LINUX})",
+                unknown.join(", ")
+            ),
+        ));
+    }
     let default = action(s.default_action(), s.default_errno_ret(), "defaultErrnoRet")?;
     let mut tables: Vec<BTreeMap<u32, Entry>> = vec![BTreeMap::new(); abis.len()];
     let mut used = vec![default];
@@ -1277,6 +1373,37 @@ mod tests {
             compile(&s),
             Err(Error::Seccomp { field: "flags", .. })
         ));
+    }
+
+    /// Syscalls of Linux 6.10-6.17 are in the table; a name no architecture knows is the
+    /// config's error, naming it; a name of another architecture only is skipped.
+    #[test]
+    fn new_syscalls_are_known_and_unknown_names_are_reported() {
+        for n in [
+            "mseal",
+            "setxattrat",
+            "getxattrat",
+            "listxattrat",
+            "removexattrat",
+            "file_getattr",
+        ] {
+            assert!(abis_native_resolves(n), "{n}");
+        }
+        let v = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdri", "arm_fadvise64_64", "no_such_call"], "action": "SCMP_ACT_ERRNO"}]});
+        let s: LinuxSeccomp = serde_json::from_value(v).unwrap();
+        match compile(&s) {
+            Err(Error::Seccomp { field, reason }) => {
+                assert_eq!(field, "syscalls[].names");
+                assert!(reason.contains("mkdri, no_such_call"), "{reason}");
+                assert!(!reason.contains("arm_fadvise64_64"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn abis_native_resolves(name: &str) -> bool {
+        Abi::native().and_then(|a| a.resolve(name)).is_some()
     }
 
     #[test]

@@ -174,6 +174,11 @@ fn host_goarch() -> &'static str {
 /// Docker's default profile resolved for a container with `capabilities` (names like
 /// `CAP_SYS_ADMIN`, normally the bounding set) on the host's architecture.
 ///
+/// The profile denies by default (`SCMP_ACT_ERRNO`): appending a rule that denies a syscall
+/// does nothing, since a rule whose action equals the default is dropped (as runc and
+/// libseccomp drop it) and the allow rule listing the syscall still decides. To deny one, use
+/// [`oci_sandbox::seccomp::deny_syscall`], which also takes it out of the allow rules.
+///
 /// ```
 /// let seccomp = oci_runtime::docker_default_seccomp(&["CAP_CHOWN".to_string()]).unwrap();
 /// let allowed: Vec<&String> = seccomp.syscalls().as_ref().unwrap().iter()
