@@ -8,8 +8,9 @@
 //! hold), checked for every handler, so that two equal failures do not pass.
 //!
 //! The sequence (CRI v1, `runtime.v1.RuntimeService`): Version; Status; RunPodSandbox with the
-//! host's network, then one with a network namespace of its own (CNI), each followed by
-//! PodSandboxStatus; CreateContainer with a log path and resources; StartContainer;
+//! host's network (privileged, with a privileged container), then one with a network namespace
+//! of its own (CNI) and sysctls, each followed by PodSandboxStatus; a container with a security
+//! context and a device; CreateContainer with a log path and resources; StartContainer;
 //! ContainerStatus; ListContainers; ExecSync with a zero and a non-zero exit; Exec through the
 //! streaming server (WebSocket, `v4.channel.k8s.io`); ContainerStats; UpdateContainerResources
 //! read back from the cgroup files inside the container; a second container that must share
@@ -29,12 +30,13 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState, ContainerStatsRequest,
     ContainerStatusRequest, CreateContainerRequest, ExecRequest, ExecSyncRequest, ImageSpec,
-    LinuxContainerConfig, LinuxContainerResources, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, ListContainersRequest, ListContainersResponse,
-    ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxMetadata, PodSandboxStatusRequest, RemoveContainerRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StopContainerRequest,
-    StopPodSandboxRequest, UpdateContainerResourcesRequest, VersionRequest,
+    LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, ListContainersRequest,
+    ListContainersResponse, ListPodSandboxRequest, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxFilter, PodSandboxMetadata, PodSandboxStatusRequest,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StatusRequest, StopContainerRequest, StopPodSandboxRequest, UpdateContainerResourcesRequest,
+    VersionRequest,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -297,7 +299,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// CreateContainer then StartContainer; the id, when created.
+    /// CreateContainer then StartContainer of [`Run::container_config`]; the id, when created.
     async fn start(
         &mut self,
         pod_id: &str,
@@ -307,6 +309,22 @@ impl<'a> Run<'a> {
         memory: i64,
     ) -> Option<String> {
         let config = self.container_config(name, script, memory);
+        self.start_with(pod_id, pod, config).await
+    }
+
+    /// CreateContainer then StartContainer; the id, when created.
+    async fn start_with(
+        &mut self,
+        pod_id: &str,
+        pod: &PodSandboxConfig,
+        config: ContainerConfig,
+    ) -> Option<String> {
+        let name = config
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let name = name.as_str();
         let res = call!(
             self,
             create_container,
@@ -618,6 +636,12 @@ async fn connect(socket: &Path) -> Result<Client, String> {
 /// The namespaces a process is in, and its hostname, as read inside a container.
 const NAMESPACES: &str = "for n in pid net ipc uts mnt; do echo \"$n $(readlink /proc/self/ns/$n)\"; done; echo \"hostname $(hostname)\"; echo \"pid1 $(tr '\\0' ' ' </proc/1/cmdline)\"";
 
+/// What a privileged container sees (cgroup v1 host: /sys is sysfs, rw when privileged).
+const PRIVILEGED: &str = "grep -E '^(CapEff|Seccomp):' /proc/self/status; grep -E '^sysfs /sys ' /proc/self/mounts | cut -d' ' -f2,4 | cut -d, -f1; test -c /dev/kmsg && echo has-kmsg";
+
+/// What a container with a security context sees.
+const SECURE: &str = "id; touch /cri-test-x 2>&1; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status; stat -c '%F %t:%T %a' /dev/cri-null; echo x >/dev/cri-null && echo dev-ok; echo sysctl $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced)";
+
 /// The container's cgroup limits, as read inside it (cgroup v1).
 const LIMITS: &str = "cd /sys/fs/cgroup && cat memory/memory.limit_in_bytes cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us";
 
@@ -633,8 +657,15 @@ async fn sequence(run: &mut Run<'_>) {
     let res = call!(run, status, StatusRequest { verbose: false });
     run.record("Status", &res, &["RuntimeReady", "NetworkReady"]);
 
-    // A pod in the host's network namespace, with one container.
-    let host_cfg = run.sandbox_config("host", NamespaceMode::Node, "");
+    // A privileged pod in the host's network namespace.
+    let mut host_cfg = run.sandbox_config("host", NamespaceMode::Node, "");
+    if let Some(sc) = host_cfg
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+    {
+        sc.privileged = true;
+    }
     let host_pod = run.run_pod("host", &host_cfg, &["\"state\":0"]).await;
     if let Some(pod) = &host_pod {
         if let Some(c) = run
@@ -653,10 +684,46 @@ async fn sequence(run: &mut Run<'_>) {
                 &["true"],
             );
         }
+        // A privileged container: every capability the runtime has, /sys writable, the host's
+        // devices, no seccomp filter.
+        let mut config = run.container_config("privileged", "exec sleep 1000", 0);
+        if let Some(l) = config.linux.as_mut() {
+            l.security_context = Some(LinuxContainerSecurityContext {
+                privileged: true,
+                ..Default::default()
+            });
+        }
+        if let Some(c) = run.start_with(pod, &host_cfg, config).await {
+            run.wait_state(&c, ContainerState::ContainerRunning).await;
+            let res = run.exec_sync(&c, PRIVILEGED).await;
+            let runtime_caps = std::fs::read_to_string("/proc/self/status")
+                .unwrap_or_default()
+                .lines()
+                .find(|l| l.starts_with("CapBnd:"))
+                .map(|l| l.replace("CapBnd:", "CapEff:"))
+                .unwrap_or_default();
+            let expect_caps = runtime_caps.replace('\t', "\\t");
+            run.record(
+                "privileged container: capabilities, /sys, devices, seccomp",
+                &res,
+                &[&expect_caps, "Seccomp:\\t0", "/sys rw", "has-kmsg"],
+            );
+        }
     }
 
     // A pod with a network namespace of its own (CNI: loopback only).
-    let pod_cfg = run.sandbox_config("net", NamespaceMode::Pod, "cri-pod");
+    let mut pod_cfg = run.sandbox_config("net", NamespaceMode::Pod, "cri-pod");
+    if let Some(l) = pod_cfg.linux.as_mut() {
+        // A network sysctl (the pod's own network namespace) and an IPC one.
+        l.sysctls = [
+            (
+                "net.ipv4.ip_unprivileged_port_start".to_owned(),
+                "900".to_owned(),
+            ),
+            ("kernel.shm_rmid_forced".to_owned(), "1".to_owned()),
+        ]
+        .into();
+    }
     let Some(pod) = run
         .run_pod("net", &pod_cfg, &["\"state\":0", "\"ip\":\"127.0.0.1\""])
         .await
@@ -804,6 +871,49 @@ async fn sequence(run: &mut Run<'_>) {
                 "\"mnt\":false",
                 "[\"cri-pod\",\"cri-pod\"]",
                 "/pause",
+            ],
+        );
+    }
+
+    // A container with a security context: user, group, supplementary group, read-only root,
+    // no_new_privs, capabilities dropped but one, a device from the host; and the pod's sysctls.
+    let mut config = run.container_config("secure", "exec sleep 1000", 0);
+    config.devices = vec![k8s_cri::v1::Device {
+        container_path: "/dev/cri-null".into(),
+        host_path: "/dev/null".into(),
+        permissions: "rwm".into(),
+    }];
+    if let Some(l) = config.linux.as_mut() {
+        l.security_context = Some(LinuxContainerSecurityContext {
+            run_as_user: Some(k8s_cri::v1::Int64Value { value: 1000 }),
+            run_as_group: Some(k8s_cri::v1::Int64Value { value: 1000 }),
+            supplemental_groups: vec![2000],
+            readonly_rootfs: true,
+            no_new_privs: true,
+            capabilities: Some(k8s_cri::v1::Capability {
+                add_capabilities: vec!["NET_BIND_SERVICE".into()],
+                drop_capabilities: vec!["ALL".into()],
+            }),
+            ..Default::default()
+        });
+    }
+    if let Some(c) = run.start_with(&pod, &pod_cfg, config).await {
+        run.wait_state(&c, ContainerState::ContainerRunning).await;
+        let res = run.exec_sync(&c, SECURE).await;
+        // CAP_NET_BIND_SERVICE is bit 10; a non-root user's permitted and effective sets
+        // are empty unless ambient (CRI does not set ambient capabilities).
+        run.record(
+            "security context, device and sysctls",
+            &res,
+            &[
+                "uid=1000 gid=1000",
+                "2000",
+                "Read-only file system",
+                "NoNewPrivs:\\t1",
+                "CapBnd:\\t0000000000000400",
+                "character special file 1:3",
+                "dev-ok",
+                "sysctl 900 1",
             ],
         );
     }
