@@ -124,3 +124,25 @@ fn a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(status.code() != Some(101), "{status:?}");
 }
+
+/// Issue 15: a partial download kept for resume stays through `gc` (it may be resumed within
+/// the hour) and goes with `gc --partials`, so a disk a failed pull filled can be freed.
+#[test]
+fn gc_partials_frees_abandoned_downloads() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l");
+    ok(&["demo", l.to_str().unwrap()]);
+    let layout = oci_image::Layout::open(&l).unwrap();
+    let mut p = layout
+        .partial_blob(&oci_image::sha256_digest(b"never finished"))
+        .unwrap();
+    p.write_all(&[0u8; 4096]).unwrap();
+    let path = p.path().to_path_buf();
+    drop(p);
+    ok(&["gc", l.to_str().unwrap()]);
+    assert!(path.exists());
+    let out = ok(&["gc", "--partials", l.to_str().unwrap()]);
+    assert!(out.contains("1 stale temporary files removed"), "{out}");
+    assert!(!path.exists());
+}

@@ -82,4 +82,4 @@ pub use lease::Lease;
 pub use platform::PlatformSpec;
 pub use resolve::{Image, Layer, ANNOTATION_CONTAINERD_NAME, MAX_INDEX_DEPTH};
 pub use validate::{Problem, Report, Severity, ValidateOptions};
-pub use write::{check_tag, GcReport};
+pub use write::{check_tag, GcOptions, GcReport};

@@ -69,6 +69,25 @@ pub struct GcReport {
     pub temp_files_removed: usize,
 }
 
+/// How [`Layout::gc_with`] collects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GcOptions {
+    /// Also remove partial downloads ([`Layout::partial_blob`]) that no live writer holds,
+    /// however young: what a pull left for resume (after a full disk, a kill) is reclaimed at
+    /// once instead of after an hour. A partial file being written is locked by its writer
+    /// and never removed.
+    pub partials: bool,
+}
+
+impl GcOptions {
+    /// Sets [`GcOptions::partials`].
+    pub fn partials(mut self, partials: bool) -> Self {
+        self.partials = partials;
+        self
+    }
+}
+
 /// Temporary files younger than this are left alone by [`Layout::gc`]: they may belong to a
 /// writer that is still running.
 const TEMP_GRACE: Duration = Duration::from_secs(3600);
@@ -248,6 +267,12 @@ impl Layout {
     /// temporaries that interrupted writers left more than an hour ago. Holds the layout lock
     /// while it runs.
     pub fn gc(&self) -> Result<GcReport> {
+        self.gc_with(&GcOptions::default())
+    }
+
+    /// [`Layout::gc`], with options: [`GcOptions::partials`] also reclaims the partial
+    /// downloads no writer holds.
+    pub fn gc_with(&self, options: &GcOptions) -> Result<GcReport> {
         let _lock = self.lock()?;
         let mut live = self.reachable()?;
         // Content in flight: written by a pull or held by an unpack, not tagged (yet).
@@ -258,7 +283,7 @@ impl Layout {
         // Interrupted blob writers leave temporaries in blobs/, index writers in the root
         // (those are written under the lock we hold, so any found now is stale).
         report.temp_files_removed += self.sweep_locked()?;
-        report.temp_files_removed += remove_stale_temps(&blobs, now)?;
+        report.temp_files_removed += remove_stale_temps(&blobs, now, options.partials)?;
         for alg in fs::read_dir(&blobs).map_err(|e| Error::io(&blobs, e))? {
             let alg = alg.map_err(|e| Error::io(&blobs, e))?;
             let name = alg.file_name().to_string_lossy().into_owned();
@@ -402,8 +427,9 @@ impl Layout {
     }
 }
 
-/// Removes `.tmp-*` files in `dir` older than [`TEMP_GRACE`].
-fn remove_stale_temps(dir: &std::path::Path, now: SystemTime) -> Result<usize> {
+/// Removes `.tmp-*` files in `dir` older than [`TEMP_GRACE`]; with `partials`, also the partial
+/// downloads no writer holds locked, whatever their age.
+fn remove_stale_temps(dir: &std::path::Path, now: SystemTime, partials: bool) -> Result<usize> {
     let mut removed = 0;
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -416,7 +442,28 @@ fn remove_stale_temps(dir: &std::path::Path, now: SystemTime) -> Result<usize> {
             .ok()
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age > TEMP_GRACE);
-        if meta.is_file() && old {
+        let partial = partials
+            && meta.is_file()
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".tmp-partial-");
+        if partial {
+            // The writer holds an exclusive flock for as long as it writes; a file whose
+            // lock we get has no writer (removed while we hold it: a writer that opens it
+            // meanwhile finds it gone and starts a new one).
+            let Ok(f) = fs::File::open(entry.path()) else {
+                continue;
+            };
+            match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {
+                    fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+                    removed += 1;
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {}
+                Err(e) => return Err(Error::io(entry.path(), e.into())),
+            }
+        } else if meta.is_file() && old {
             fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
             removed += 1;
         }

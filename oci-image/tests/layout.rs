@@ -416,3 +416,32 @@ fn embedded_data_must_match_the_descriptor() {
         report.problems
     );
 }
+
+/// Issue 15: a partial download kept for resume (after a full disk, a kill) is left by a plain
+/// `gc` for an hour, but `gc_with(partials)` reclaims it at once, and never one a live writer
+/// holds.
+#[test]
+fn gc_with_partials_reclaims_abandoned_downloads_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(dir.path()).unwrap();
+    let abandoned = oci_image::sha256_digest(b"abandoned download");
+    let mut p = layout.partial_blob(&abandoned).unwrap();
+    p.write_all(b"abandoned").unwrap();
+    let abandoned_path = p.path().to_path_buf();
+    drop(p);
+    let live = oci_image::sha256_digest(b"live download");
+    let mut writer = layout.partial_blob(&live).unwrap();
+    writer.write_all(b"live").unwrap();
+
+    assert_eq!(layout.gc().unwrap().temp_files_removed, 0);
+    assert!(abandoned_path.exists());
+    let r = layout
+        .gc_with(&oci_image::GcOptions::default().partials(true))
+        .unwrap();
+    assert_eq!(r.temp_files_removed, 1);
+    assert!(!abandoned_path.exists());
+    assert!(writer.path().exists());
+    writer.write_all(b" download").unwrap();
+    assert_eq!(writer.commit().unwrap(), 13);
+    assert!(layout.has_blob(&live).unwrap());
+}

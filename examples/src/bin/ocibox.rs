@@ -150,6 +150,10 @@ enum Command {
     Gc {
         /// The layout directory.
         layout: PathBuf,
+        /// Also remove partial downloads kept for resume that no pull is writing (by default
+        /// they stay for an hour).
+        #[arg(long)]
+        partials: bool,
     },
     /// List the manifests whose `subject` is the named image (signatures, SBOMs, attestations).
     Referrers {
@@ -495,8 +499,9 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             let (dir, tag) = split_ref(&image);
             Layout::open(dir)?.untag(&tag)?;
         }
-        Command::Gc { layout } => {
-            let r = Layout::open(layout)?.gc()?;
+        Command::Gc { layout, partials } => {
+            let r = Layout::open(layout)?
+                .gc_with(&oci_image::GcOptions::default().partials(partials))?;
             for d in &r.removed {
                 println!("removed {d}");
             }
