@@ -515,7 +515,8 @@ impl Layout {
 ///
 /// The file is locked while the writer lives, so concurrent pulls of the same blob take turns
 /// rather than interleave their bytes. Stale partial files are removed by [`Layout::gc`]
-/// after an hour.
+/// after an hour, or at once by [`Layout::gc_with`] with [`crate::GcOptions::partials`]
+/// (never while a writer holds one).
 ///
 /// ```
 /// # fn main() -> Result<(), oci_image::Error> {
