@@ -18,7 +18,8 @@
 //! memory limit (OOMKilled, 137); StopContainer with a grace period that the process honours
 //! and one it ignores (137); the container logs; RemoveContainer; StopPodSandbox;
 //! RemovePodSandbox; then what is left behind: the runtime's state directories, cgroups,
-//! mounts, network namespaces, shims and containerd's sandbox and container directories.
+//! mounts, network namespaces, shims, containerd's sandbox and container directories and the
+//! CNI results cached for the sandboxes.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -506,6 +507,14 @@ impl<'a> Run<'a> {
             );
         }
         left.insert("containerd CRI directories", cri);
+        // libcni's cache of each network's result for a sandbox, removed by its DEL.
+        left.insert(
+            "CNI results",
+            list_tree(Path::new("/var/lib/cni/results"), 1, false)
+                .into_iter()
+                .filter(|e| self.ids.iter().any(|id| e.contains(id.as_str())))
+                .collect(),
+        );
         self.normalise(serde_json::to_value(left).unwrap_or(Value::Null))
     }
 }
@@ -1119,7 +1128,8 @@ async fn sequence(run: &mut Run<'_>) {
         result: left,
         expect: vec![],
         want: Some(json!({
-            "cgroups": [], "containerd CRI directories": [], "mounts": [], "processes": [],
+            "CNI results": [], "cgroups": [], "containerd CRI directories": [], "mounts": [],
+            "processes": [],
             "runtime state": ["k8s.io"]
         })),
     });
