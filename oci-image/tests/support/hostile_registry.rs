@@ -203,6 +203,9 @@ pub enum Misbehaviour {
     None,
     /// Blob bodies trickle: one byte every `every`, for ever.
     SlowBlobs { every: Duration },
+    /// Not a fault: blob bodies in chunks of `chunk` bytes, `every` apart (a slow link, so
+    /// that a concurrent command or a kill lands in the middle of a pull).
+    Paced { chunk: usize, every: Duration },
     /// Manifest requests are accepted and never answered.
     SilentManifests,
     /// Blob GETs answer 307 to the same path on another server (another port).
@@ -354,8 +357,8 @@ struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
-    /// Send the body a byte at a time, this far apart.
-    trickle: Option<Duration>,
+    /// Send the body in chunks of this many bytes, this far apart.
+    trickle: Option<(usize, Duration)>,
     /// Never answer.
     silent: bool,
 }
@@ -460,9 +463,9 @@ fn serve(
         return;
     }
     match reply.trickle {
-        Some(every) => {
-            for b in &reply.body {
-                if stop.load(Ordering::SeqCst) || out.write_all(&[*b]).is_err() {
+        Some((chunk, every)) => {
+            for b in reply.body.chunks(chunk.max(1)) {
+                if stop.load(Ordering::SeqCst) || out.write_all(b).is_err() {
                     return;
                 }
                 std::thread::sleep(every);
@@ -558,7 +561,12 @@ fn answer(req: &Seen, port: u16, repos: &HashMap<String, Repo>) -> Reply {
             match m {
                 Misbehaviour::SlowBlobs { every } => {
                     let mut r = Reply::new(200, bytes.clone());
-                    r.trickle = Some(*every);
+                    r.trickle = Some((1, *every));
+                    r
+                }
+                Misbehaviour::Paced { chunk, every } => {
+                    let mut r = Reply::new(200, bytes.clone());
+                    r.trickle = Some((*chunk, *every));
                     r
                 }
                 Misbehaviour::RedirectBlobs { to } => Reply::new(307, "")
