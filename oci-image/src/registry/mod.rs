@@ -29,14 +29,30 @@
 //!   pulled whole with [`PullOptions::all_platforms`].
 //! - Blobs are downloaded by several threads straight into the content store, each hashed as
 //!   it streams and never read past its descriptor's size (a registry's `Content-Length` is
-//!   not trusted); blobs already in the store are skipped; an interrupted download keeps its
-//!   bytes ([`crate::PartialBlob`]) and the next attempt, in this process or a later one, asks
-//!   for the rest with an HTTP `Range`.
+//!   not trusted); blobs already in the store are skipped once their content verifies (a
+//!   corrupt one is downloaded again); an interrupted download keeps its bytes
+//!   ([`crate::PartialBlob`]) and the next attempt, in this process or a later one, asks for
+//!   the rest with an HTTP `Range`.
+//! - Nothing that is not whole is tagged: what a pull writes is held by a [`crate::Lease`]
+//!   until the tag (so a concurrent `gc`, here or in another process, leaves it alone); a
+//!   config whose descriptor declares more than [`crate::MAX_CONFIG_SIZE`] is refused before
+//!   any download; configs are checked against their layers before the layers are fetched,
+//!   and the image is validated as a whole ([`crate::Layout::validate_descriptor`]) before
+//!   the tag. Platform selection fetches each index, manifest and config once and makes at
+//!   most [`MAX_SELECTION_REQUESTS`] requests.
+//! - Deadlines: connect, read (with a minimum blob transfer speed), per request, and
+//!   optionally the whole operation ([`ClientBuilder::connect_timeout`],
+//!   [`ClientBuilder::read_timeout`], [`ClientBuilder::request_timeout`],
+//!   [`ClientBuilder::deadline`]); each ends in an [`Error::Timeout`] that names the URL and
+//!   the deadline.
 //! - Authentication: anonymous, Docker's bearer-token flow (a `WWW-Authenticate: Bearer`
 //!   challenge, then a token from the realm, with basic credentials if there are some), and
 //!   HTTP basic. Credentials come from [`ClientBuilder::credentials`] or the auth files
 //!   podman and Docker use ([`default_auth_files`]). Plain HTTP is used only for localhost
-//!   and the registries named with [`ClientBuilder::insecure_registry`].
+//!   and the registries named with [`ClientBuilder::insecure_registry`]. Redirects are
+//!   followed by hand: credentials and tokens go only to the exact origin (scheme, host,
+//!   port) they were issued for, on redirects and upload locations alike, and a `Location`
+//!   that is not http(s) is refused ([`Error::BadLocation`]).
 //! - Transient failures (connection errors, 408, 429, 500, 502, 503, 504) are retried with
 //!   exponential backoff; 401, 403 and 404 become [`Error::Unauthorized`], [`Error::Denied`]
 //!   and [`Error::RegistryNotFound`], naming the URL; a blob whose bytes do not match its
@@ -76,6 +92,7 @@ use std::time::Duration;
 use oci_spec::image::{Descriptor, Digest};
 
 pub use auth::{default_auth_files, find_credentials, Credentials};
+pub use pull::MAX_SELECTION_REQUESTS;
 pub use reference::{Reference, DOCKER_HUB, DOCKER_HUB_API};
 
 use crate::error::{Error, Result};
