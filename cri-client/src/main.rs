@@ -100,18 +100,34 @@ struct Run<'a> {
     replace: Vec<(String, String)>,
     /// The ids this run created (sandboxes and containers), to look for leftovers.
     ids: Vec<String>,
+    /// A call of this run had no answer in time.
+    hung: bool,
 }
 
 /// How long one CRI call may take: a runtime that hangs makes a step fail, not the test hang.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long once a call of the run has had no answer: the run has failed already, the rest of
+/// the sequence only records how far it gets.
+const CALL_TIMEOUT_AFTER_HANG: Duration = Duration::from_secs(5);
+/// How long a container may take to reach the state a step waits for.
+const STATE_TIMEOUT: Duration = Duration::from_secs(20);
 
 macro_rules! call {
     ($run:expr, $method:ident, $req:expr) => {{
         let mut client = $run.client.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, client.$method($req)).await {
+        let limit = if $run.hung {
+            CALL_TIMEOUT_AFTER_HANG
+        } else {
+            CALL_TIMEOUT
+        };
+        match tokio::time::timeout(limit, client.$method($req)).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
             Ok(Err(status)) => Err(format!("error {:?}: {}", status.code(), status.message())),
-            Err(_) => Err(format!("no answer within {} s", CALL_TIMEOUT.as_secs())),
+            Err(_) => {
+                $run.hung = true;
+                Err(format!("no answer within {} s", limit.as_secs()))
+            }
         }
     }};
 }
@@ -125,6 +141,7 @@ impl<'a> Run<'a> {
             steps: Vec::new(),
             replace: Vec::new(),
             ids: Vec::new(),
+            hung: false,
         };
         run.alias(&run.log_dir(""), "<logs>");
         run.alias(&format!("cri-test-{handler}"), "cri-test-<handler>");
@@ -352,11 +369,12 @@ impl<'a> Run<'a> {
         Some(id)
     }
 
-    /// The container's state, polled until it is `want` (at most 30 s: a bound, not a timed
-    /// assertion; the state is what is compared).
+    /// The container's state, polled until it is `want` (at most [`STATE_TIMEOUT`]: a bound,
+    /// not a timed assertion; the state is what is compared).
     async fn wait_state(&mut self, id: &str, want: ContainerState) -> i32 {
         let mut state = -1;
-        for _ in 0..300 {
+        let deadline = tokio::time::Instant::now() + STATE_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
             let res = call!(
                 self,
                 container_status,
