@@ -77,6 +77,14 @@
 //! header declaring a gigabyte fails with [`Error::LimitExceeded`] instead of being read into
 //! memory.
 //!
+//! # Crashes and tampering
+//! A process killed at any point of an unpack leaves at most a private `.oci-unpack-*`
+//! directory (beside a flat target, or in the store's `tmp/`), locked by its writer with
+//! `flock(2)` while it lives: the next flat unpack in that directory, [`LayerStore::open`] and
+//! [`LayerStore::gc`] remove those no live writer holds. Each store layer records the digest
+//! of its tree when it is unpacked; [`LayerStore::verify`] finds a layer changed since, and
+//! [`LayerStore::repair`] unpacks it again from its blob.
+//!
 //! # Choices
 //! - `tar` parses archives (PAX, GNU long names and sparse files included); `flate2` with the
 //!   zlib-rs backend decodes gzip through its multi-member decoder; `zstd` binds the reference
