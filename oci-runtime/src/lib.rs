@@ -8,8 +8,42 @@
 //! - [`resolve_user`]: `Config.User` against the rootfs's own `/etc/passwd` and `/etc/group`,
 //!   read with `openat2(RESOLVE_IN_ROOT)`.
 //!
-//! Spec types come from [`oci_spec`], so values pass between this crate, `oci-image`,
-//! `oci-sandbox` and users' code unchanged.
+//! - [`Runtime`]: a state root and the lifecycle of runtime.md on the containers in it,
+//!   across processes as runc does ([`Runtime::create`], [`Runtime::start`],
+//!   [`Runtime::state`], [`Runtime::kill`], [`Runtime::delete`]), or in one
+//!   ([`Runtime::run`], whose [`Running`] waits for the init), and [`Runtime::exec`],
+//!   `pause`, `resume`, `update`, `ps`, `stats`. [`CreateOptions`] and [`ExecOptions`] choose
+//!   the stdio of each stream ([`Stdio`]).
+//!
+//! Spec types come from [`oci_spec`], re-exported with [`oci_sandbox`], so values pass
+//! between this crate, `oci-image`, `oci-sandbox` and users' code unchanged, with no
+//! dependency of the user's own to keep in step.
+//!
+//! A container from [`default_spec`] in a bundle, its output captured (run by the tests, as
+//! root):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use oci_runtime::{default_spec, Bundle, CreateOptions, Runtime, Stdio};
+//! let dir = tempfile::tempdir()?;
+//! let bin = dir.path().join("bundle/rootfs/bin");
+//! std::fs::create_dir_all(&bin)?;
+//! std::fs::copy("/bin/busybox", bin.join("sh"))?;
+//! let mut spec = default_spec()?;
+//! let mut process = spec.process().clone().unwrap();
+//! process.set_args(Some(vec!["sh".into(), "-c".into(), "echo hello".into()]));
+//! spec.set_process(Some(process));
+//! Bundle::write(dir.path().join("bundle"), &spec)?;
+//!
+//! let rt = Runtime::new(dir.path().join("state"))?;
+//! let opts = CreateOptions::new(dir.path().join("bundle")).stdout(Stdio::piped());
+//! let mut running = rt.run("doc-example", &opts)?;
+//! let out = std::io::read_to_string(running.take_stdout().unwrap())?;
+//! assert_eq!(out, "hello\n");
+//! assert_eq!(running.wait()?, 0);
+//! rt.delete("doc-example", false)?;
+//! # Ok(()) }
+//! ```
 
 mod bundle;
 mod convert;

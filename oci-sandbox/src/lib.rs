@@ -1,17 +1,39 @@
 //! `oci-sandbox`: turn an OCI runtime-spec [`Spec`] and a rootfs into an isolated Linux
 //! process, created (set up and stopped before the user's program) and then started.
 //!
-//! ```no_run
-//! # fn main() -> Result<(), oci_sandbox::Error> {
-//! use oci_sandbox::{Options, Sandbox};
-//! let spec: oci_spec::runtime::Spec = oci_spec::runtime::Spec::default();
-//! let mut container = Sandbox::create(&spec, "/path/to/rootfs".as_ref(), Options::new())?;
-//! println!("created, pid {}", container.pid());
-//! container.start()?;
-//! let status = container.wait()?;
-//! container.delete()?;
-//! # let _ = status; Ok(()) }
+//! A container running `echo` on a busybox rootfs, its output captured (run by the tests, as
+//! root; a real config needs at least `process` and `linux`, and `Spec::default()` is not one):
+//!
 //! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use oci_sandbox::{ExitStatus, Options, Sandbox, Stdio};
+//! let dir = tempfile::tempdir()?;
+//! let rootfs = dir.path().join("rootfs");
+//! std::fs::create_dir_all(rootfs.join("bin"))?;
+//! std::fs::create_dir_all(rootfs.join("proc"))?;
+//! std::fs::copy("/bin/busybox", rootfs.join("bin/sh"))?;
+//! let spec: oci_sandbox::Spec = serde_json::from_str(r#"{
+//!     "ociVersion": "1.2.0",
+//!     "process": {"args": ["sh", "-c", "echo hello from $(hostname)"], "cwd": "/",
+//!                 "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]},
+//!     "root": {"path": "rootfs"},
+//!     "hostname": "sandbox",
+//!     "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+//!     "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"},
+//!                              {"type": "ipc"}, {"type": "network"}],
+//!               "resources": {"memory": {"limit": 67108864}}}
+//! }"#)?;
+//! let mut container = Sandbox::create(&spec, &rootfs, Options::new().stdout(Stdio::piped()))?;
+//! let stdout = container.take_stdout().unwrap();
+//! container.start()?;
+//! assert_eq!(std::io::read_to_string(stdout)?, "hello from sandbox\n");
+//! assert_eq!(container.wait()?, ExitStatus::Exited(0));
+//! container.delete()?; // and its cgroup, made for the memory limit
+//! # Ok(()) }
+//! ```
+//!
+//! A container's stdin, stdout and stderr are the caller's fds 0-2 unless [`Options::stdin`],
+//! [`Options::stdout`] or [`Options::stderr`] choose otherwise ([`Stdio`]: null, an fd, a pipe).
 //!
 //! The sequence follows runtime.md "Lifecycle": [`Sandbox::create`] joins the cgroup, sets up
 //! namespaces, mounts, devices, sysctls, masked and read-only paths, pivot_root, hostname,
