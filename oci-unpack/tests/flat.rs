@@ -645,3 +645,18 @@ fn owners_in_a_setgid_directory() {
     assert_eq!((s["sg/other"].uid, s["sg/other"].gid), (5, 1234));
     assert_eq!((s["plain/root"].uid, s["plain/root"].gid), (0, 0));
 }
+
+/// An entry whose parent cannot be made (a file stands where its directory should be): the
+/// error names the entry as the layer spells it, never the unpacker's private directory.
+#[test]
+fn an_entry_without_its_parent_is_named_in_the_error() {
+    let w = workdir();
+    let mut l = Tar::new();
+    l.file("etc", b"a file", 0o644)
+        .file("etc/passwd", b"root:x:0:0::/:/bin/sh\n", 0o644);
+    let (layout, image) = image(&w.path().join("layout"), &[l.bytes()], Comp::Gzip);
+    let e = unpack_fails(&layout, &image, w.path());
+    let msg = e.to_string();
+    assert!(msg.contains("etc/passwd"), "{msg}");
+    assert!(!msg.contains(".oci-unpack-"), "{msg}");
+}
