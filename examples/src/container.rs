@@ -4,7 +4,10 @@
 //!
 //! The store (`--root`, default `/var/lib/ocibox` as root, `$XDG_DATA_HOME/ocibox` otherwise):
 //! - `images/`: one OCI image layout, the content store of every pulled image;
-//! - `layers/`: the layer store, one directory per chain ID, shared between images;
+//! - `layers/`: the layer store, one directory per chain ID, shared between images. A layer
+//!   belongs to the images that use it (owner `image-<alg>-<hex>` of the manifest digest) and
+//!   to the containers stacking it: `run --rm` leaves the image's layers in place (as podman
+//!   does), `rmi` releases them;
 //! - `containers/<id>/`: the container's bundle (`config.json`), its overlay
 //!   (`upper`, `work`, `merged`), and `log` for detached containers;
 //! - `run/`: the runtime's state (one directory per container).
@@ -243,7 +246,13 @@ impl Store {
         if let Some(f) = tty {
             unpacker = unpacker.on_progress(f);
         }
-        let chain = layers.prepare(&unpacker, &layout, &image, &id);
+        // Layers belong to the image (its owner keeps them until `rmi`), as in podman: a
+        // second `run --rm` of the image finds them unpacked. The container holds them too,
+        // so that an `rmi` while it exists does not take them from under it.
+        let owner = image_owner(image.manifest_descriptor.digest());
+        let chain = layers
+            .prepare(&unpacker, &layout, &image, &owner)
+            .and_then(|_| layers.prepare(&unpacker, &layout, &image, &id));
         drop(lease);
         if drew {
             eprint!("\r\x1b[K");
@@ -454,7 +463,17 @@ impl Store {
 
     /// Untags an image and garbage-collects the blobs nothing references any more; returns the
     /// bytes freed.
+    ///
+    /// The unpacked layers the image held go with it (those another image or a container
+    /// still references stay). For `DIR:TAG` of a local layout, whose directory is not the
+    /// store's, only the layers are released: the layout is left as it is.
     pub fn remove_image(&self, reference: &str) -> Result<u64> {
+        let layers = self.layers()?;
+        if let Some((dir, r)) = local_layout(reference) {
+            let image = Layout::open(&dir)?.resolve(&r, None)?;
+            layers.release(&image_owner(image.manifest_descriptor.digest()))?;
+            return Ok(0);
+        }
         let layout = self.images()?;
         let client = oci_image::registry::Client::new();
         let tag = match layout.find(reference) {
@@ -462,7 +481,13 @@ impl Store {
             Err(_) => client.parse_reference(reference)?.to_string(),
         };
         layout.untag(&tag)?;
-        Ok(layout.gc()?.bytes_freed)
+        let report = layout.gc()?;
+        // A manifest that gc removed is an image nothing references any more: its layers'
+        // owner goes. (A manifest kept by a lease is released by the `rmi` or `gc` after.)
+        for d in &report.removed {
+            layers.release(&image_owner(d))?;
+        }
+        Ok(report.bytes_freed)
     }
 
     /// Checks the layer store: every layer's tree is hashed again and compared with the
@@ -554,6 +579,11 @@ fn local_layout(name: &str) -> Option<(PathBuf, String)> {
         .join("oci-layout")
         .is_file()
         .then(|| (PathBuf::from(dir), reference))
+}
+
+/// The layer store's owner name of the image whose manifest is `digest`.
+fn image_owner(digest: &oci_spec::image::Digest) -> String {
+    format!("image-{}-{}", digest.algorithm(), digest.digest())
 }
 
 fn random_id() -> Result<String> {

@@ -376,6 +376,86 @@ fn check_finds_an_edited_layer() {
         "{stdout}"
     );
     assert!(env.ocibox(&["rm", "--force", "chk"]).status.success());
+    // The layers belong to the image (issue 18): the edited one outlives the container...
+    let out = env.ocibox(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    // ...and goes with the image.
+    assert!(env.ocibox(&["rmi", &env.image]).status.success());
     let out = env.ocibox(&["check"]);
     assert!(out.status.success());
+}
+
+/// The `diff/` directories of the layer store, by chain ID, with their inode numbers.
+fn layer_inodes(root: &Path) -> Vec<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(root.join("layers/layers"))
+        .map(|it| {
+            it.flatten()
+                .filter_map(|e| {
+                    let m = std::fs::metadata(e.path().join("diff")).ok()?;
+                    Some((e.file_name().to_string_lossy().into_owned(), m.ino()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Issue 18: layers belong to the image, as in podman. `run --rm` removes the container, not
+/// the image's unpacked layers, so a second `run --rm` of the image reuses the very same layer
+/// directories (same inodes: nothing was unpacked again); `rmi` of the image releases them.
+#[test]
+fn run_rm_keeps_the_image_layers_until_rmi() {
+    let env = Env::new();
+    assert_eq!(env.ok(&[], "echo one"), "one\n");
+    let first = layer_inodes(&env.root());
+    assert_eq!(
+        first.len(),
+        2,
+        "the demo image's two layers stay: {first:?}"
+    );
+    assert_eq!(env.ok(&[], "echo two"), "two\n");
+    assert_eq!(layer_inodes(&env.root()), first, "not unpacked again");
+    // No container is left, yet the layers are still referenced: by the image.
+    let containers = std::fs::read_dir(env.root().join("containers"))
+        .map(|it| it.count())
+        .unwrap_or(0);
+    assert_eq!(containers, 0);
+
+    // A kept container holds the layers too: `rmi` leaves them to it, its `rm` ends them.
+    let out = env.ocibox(&["run", "-d", "--name", "keep", &env.image, "sleep", "1000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.ocibox(&["rmi", &env.image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        layer_inodes(&env.root()),
+        first,
+        "still used by a container"
+    );
+    assert!(env.ocibox(&["rm", "--force", "keep"]).status.success());
+    assert_eq!(
+        layer_inodes(&env.root()),
+        vec![],
+        "released by rmi, then rm"
+    );
+
+    // And without a container: run --rm, then rmi removes them.
+    assert_eq!(env.ok(&[], "echo three"), "three\n");
+    assert_eq!(layer_inodes(&env.root()).len(), 2);
+    let out = env.ocibox(&["rmi", &env.image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layer_inodes(&env.root()), vec![]);
 }

@@ -213,9 +213,10 @@ enum Command {
     },
     /// List the images in the store.
     Images,
-    /// Remove images from the store (their blobs go once nothing references them).
+    /// Remove images from the store (their blobs and unpacked layers go once nothing
+    /// references them; `DIR:TAG` of a local layout releases its unpacked layers only).
     Rmi {
-        /// Image references.
+        /// Image references, or DIR:TAG of local layouts.
         images: Vec<String>,
     },
     /// Check the store's unpacked layers against the digests of their trees recorded when
