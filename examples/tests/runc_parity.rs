@@ -722,7 +722,7 @@ fn runtime_result(runtime: &str, bundle: &Path, args: &[&str]) -> (Option<i32>, 
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(bundle.join("stderr")).unwrap())
         .status()
         .unwrap();
     let msg = std::fs::read_to_string(&log)
@@ -837,6 +837,12 @@ fn missing_and_non_executable_programs_are_worded_as_runc() {
         });
         let rootfs = b.join("rootfs");
         std::fs::write(rootfs.join("notexec"), "").unwrap();
+        std::fs::write(rootfs.join("badinterp"), "#!/nonexistent\n").unwrap();
+        std::fs::set_permissions(
+            rootfs.join("badinterp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
     };
     let mut seen = Vec::new();
     for (n, args) in cases.iter().enumerate() {
@@ -885,5 +891,15 @@ fn missing_and_non_executable_programs_are_worded_as_runc() {
             assert_eq!(code, Some(255), "{short} {all:?}");
             assert!(msg.ends_with(want.as_str()), "{short} {all:?}: {msg:?}");
         }
+        // Found, but its execve fails: the process's own failure (status 1, runc's words on
+        // its stderr), not an error of exec.
+        let (code, msg) = runtime_result(rt, &b, &["exec", &id, "/badinterp"]);
+        assert_eq!((code, msg.as_str()), (Some(1), ""), "{short}");
+        assert!(
+            std::fs::read_to_string(b.join("stderr"))
+                .unwrap()
+                .contains("exec /badinterp: no such file or directory"),
+            "{short}"
+        );
     }
 }

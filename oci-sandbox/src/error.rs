@@ -34,7 +34,7 @@ pub enum Error {
         field: &'static str,
     },
     /// A syscall made by the runtime (the parent side) failed.
-    #[error("{syscall} failed{}: {source}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
+    #[error("{syscall} failed{}: {}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default(), errno_text(source))]
     Syscall {
         /// The syscall or operation name.
         syscall: &'static str,
@@ -45,7 +45,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A step of the container set-up, run in the child process, failed.
-    #[error("container set-up step {step} failed{}: {source}", if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    #[error("container set-up step {step} failed{}: {}", if detail.is_empty() { String::new() } else { format!(" ({detail})") }, errno_text(source))]
     Child {
         /// The set-up step (e.g. `mount`, `pivot_root`, `capset`).
         step: &'static str,
@@ -81,7 +81,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A cgroup file or directory could not be created, written or removed.
-    #[error("cgroup {}: {source}", path.display())]
+    #[error("cgroup {}: {}", path.display(), errno_text(source))]
     Cgroup {
         /// The cgroup file or directory.
         path: PathBuf,

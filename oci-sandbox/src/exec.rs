@@ -246,7 +246,10 @@ impl Sandbox {
     /// Runs `process` in the running container whose init is `pid` (runc exec): in all its
     /// namespaces and, with [`ExecOptions::cgroup`], its cgroup, with the process settings
     /// applied as for the init. Returns once the program is executing (a missing program, a
-    /// cwd outside the container... are errors here); the caller is its parent.
+    /// cwd outside the container... are errors here); the caller is its parent. An execve
+    /// that fails after the program was found (a script whose interpreter is missing) is the
+    /// process's own failure, as with runc exec: it exits with status 1 after writing
+    /// `exec PATH: ERROR` to its stderr.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), oci_sandbox::Error> {
@@ -269,6 +272,7 @@ impl Sandbox {
             });
         }
         let mut process = process::plan(process, seccomp)?;
+        process.execve_failure_exits = true;
         process.preserve_fds = options.preserve_fds;
         process.personality = options
             .personality

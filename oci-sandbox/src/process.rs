@@ -24,6 +24,11 @@ pub(crate) struct Plan {
     pub candidates: Vec<CString>,
     /// The same program named for errors.
     pub program: Program,
+    /// An execve that fails once the program is found ends the process with status 1 and
+    /// runc's `exec PATH: ERROR` on its stderr, as the program's own failure, rather than as
+    /// an error of the set-up: runc exec's behaviour, which engines report as the command's
+    /// exit status (a script whose interpreter is missing exits 1 under `docker exec`).
+    pub execve_failure_exits: bool,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     _env: Vec<CString>,
@@ -320,6 +325,7 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
     Ok(Plan {
         candidates,
         program,
+        execve_failure_exits: false,
         argv_ptrs: ptrs(&argv),
         _argv: argv,
         envp: ptrs(&envc),
@@ -544,10 +550,13 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
         )
     };
     let e = sys::fail(Step::Exec, chosen, sys::errno());
-    if fifo >= 0 {
+    if fifo >= 0 || p.execve_failure_exits {
         // After `start` nobody reads the sync socket: the container's stderr gets runc's
         // words for it.
         sys::report_exec_stderr(&p.candidates[chosen], e.errno);
+    }
+    if p.execve_failure_exits {
+        sys::exit_now(1);
     }
     Err(e)
 }
