@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints a crate's public API, one item per line, sorted, from rustdoc's JSON output
-(`cargo +nightly rustdoc -p CRATE --lib -- -Z unstable-options --output-format json`).
+(`RUSTC_BOOTSTRAP=1 cargo rustdoc -p CRATE --lib -- -Z unstable-options --output-format json`).
 Used by scripts/public-api to compare with the snapshot checked in under api/."""
 import json
 import sys
