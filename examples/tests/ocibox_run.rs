@@ -11,10 +11,17 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
+        Self::with_demo_args(&[])
+    }
+
+    /// The demo image written with `ocibox demo ARGS... LAYOUT`.
+    fn with_demo_args(demo_args: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let layout = tmp.path().join("demo");
         let out = Command::new(env!("CARGO_BIN_EXE_ocibox"))
-            .args(["demo", layout.to_str().unwrap()])
+            .arg("demo")
+            .args(demo_args)
+            .arg(&layout)
             .output()
             .unwrap();
         assert!(
@@ -88,6 +95,26 @@ fn the_demo_image_runs_isolated() {
         text.contains(" / overlay "),
         "the root is the container's overlay: {text}"
     );
+}
+
+/// Issue 16: on a host without busybox-static, `ocibox demo` packs the host's /bin/sh with its
+/// interpreter and libraries, and the image runs and prints the same report.
+#[test]
+fn the_demo_image_runs_without_a_static_busybox() {
+    let env = Env::with_demo_args(&["--busybox", "/nonexistent/busybox"]);
+    let out = env.ocibox(&["run", "--rm", &env.image]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Hello from the ocibox demo image"), "{text}");
+    assert!(text.contains("pid: 1"), "{text}");
+    assert!(text.contains(" / overlay "), "{text}");
+    // Only the shell is there: busybox's applets are not.
+    assert_eq!(env.run(&[], "echo $PATH").1.trim(), "/bin");
+    assert_eq!(env.run(&[], "ls /").0, 127);
 }
 
 #[test]

@@ -254,10 +254,14 @@ enum Command {
         /// Container id.
         id: String,
     },
-    /// Write the demo image (busybox-static when the host has it) into a layout, tagged `demo`.
+    /// Write the demo image into a layout, tagged `demo`: the host's static busybox, or
+    /// without one the host's /bin/sh and the libraries it loads.
     Demo {
         /// The layout directory to create.
         layout: PathBuf,
+        /// The static busybox to put in the image.
+        #[arg(long, value_name = "PATH", default_value = examples::demo::BUSYBOX)]
+        busybox: PathBuf,
     },
     /// Pull an image from a registry into a layout (created if needed).
     Pull {
@@ -528,9 +532,24 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             let index = layout.referrers_index(desc.digest(), artifact_type.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&index)?);
         }
-        Command::Demo { layout } => {
-            let desc = examples::demo::write_demo_image(&layout)?;
+        Command::Demo { layout, busybox } => {
+            use examples::demo::{DemoSource, Payload};
+            let source = DemoSource {
+                busybox,
+                ..DemoSource::default()
+            };
+            let (desc, payload) = examples::demo::write_demo_image(&layout, &source)?;
             println!("wrote {}:demo ({})", layout.display(), desc.digest());
+            if let Payload::HostShell { shell, files } = payload {
+                eprintln!(
+                    "ocibox: no static busybox at {}: the image holds the host's {} and the {} \
+                     files it loads ({}); install busybox-static for a busybox userland",
+                    source.busybox.display(),
+                    shell.display(),
+                    files.len() - 1,
+                    files[1..].join(", ")
+                );
+            }
         }
         Command::Pull {
             reference,
