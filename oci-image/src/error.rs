@@ -12,7 +12,7 @@ use oci_spec::image::Digest;
 #[non_exhaustive]
 pub enum Error {
     /// A filesystem operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file or directory the operation was on.
         path: PathBuf,
@@ -335,6 +335,19 @@ pub enum Error {
     },
 }
 
+/// The error and its causes on one line, `a: b: c`, for messages that are text (validation
+/// problems): the Display of each error names only its own part.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        next = c.source();
+    }
+    out
+}
+
 /// A list for an error message: at most ten items, then how many more (a hostile index may
 /// list thousands).
 fn list_or_none(v: &[String]) -> String {
@@ -390,5 +403,26 @@ impl From<Error> for io::Error {
             Error::Io { source, .. } => source,
             other => io::Error::new(io::ErrorKind::InvalidData, other),
         }
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    /// Each error names its own part and leaves its cause to `source()`, so that a printer
+    /// walking the chain says every OS error once.
+    #[test]
+    fn the_os_error_is_the_source_not_part_of_the_message() {
+        let text = io::Error::from_raw_os_error(2).to_string();
+        let e = Error::Io {
+            path: "/x".into(),
+            source: io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(e.to_string(), "/x");
+        assert_eq!(
+            std::error::Error::source(&e).map(|s| s.to_string()),
+            Some(text)
+        );
     }
 }

@@ -578,7 +578,7 @@ impl Validator<'_> {
                 true
             }
             Err(e) => {
-                self.error(at, field, e.to_string());
+                self.error(at, field, crate::error::with_causes(&e));
                 false
             }
         }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A filesystem operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The path it was on.
         path: PathBuf,
@@ -31,6 +31,12 @@ pub enum Error {
     /// The config parses but breaks a rule of the runtime-spec; all problems are listed.
     #[error("invalid config: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
     InvalidConfig(Vec<ConfigProblem>),
+
+    /// `process.terminal` is true, but the container is created for someone else to wait on
+    /// (`create`, `run --detach`, `exec --detach`) and no console socket was given to receive
+    /// the terminal's master end. runc refuses this the same way.
+    #[error("cannot allocate tty if the runtime will detach without setting console socket (process.terminal is true)")]
+    ConsoleSocketRequired,
 
     /// The image config cannot be converted (conversion.md).
     #[error("image config: {field}: {message}")]
@@ -122,6 +128,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The OS error that kept the container's process from being executed (its
+    /// `process.args[0]` not found, or not executable), when that is why this failed: see
+    /// [`oci_sandbox::Error::exec_error`].
+    pub fn exec_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Sandbox(e) => e.exec_error(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -142,5 +158,26 @@ pub struct ConfigProblem {
 impl std::fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    /// Each error names its own part and leaves its cause to `source()`, so that a printer
+    /// walking the chain says every OS error once.
+    #[test]
+    fn the_os_error_is_the_source_not_part_of_the_message() {
+        let text = io::Error::from_raw_os_error(2).to_string();
+        let e = Error::Io {
+            path: "/x".into(),
+            source: io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(e.to_string(), "/x");
+        assert_eq!(
+            std::error::Error::source(&e).map(|s| s.to_string()),
+            Some(text)
+        );
     }
 }

@@ -395,10 +395,7 @@ impl Runtime {
             && fifo_mode
             && opts.console_socket.is_none()
         {
-            return Err(Error::Conversion {
-                field: "process.terminal",
-                message: "a terminal needs --console-socket when the container is detached".into(),
-            });
+            return Err(Error::ConsoleSocketRequired);
         }
 
         if fifo_mode && opts.stdio.iter().any(|s| matches!(s, Stdio::Piped)) {
@@ -511,10 +508,7 @@ impl Runtime {
                 send_console(path, &master)?;
                 Ok(None)
             }
-            None if required => Err(Error::Conversion {
-                field: "process.terminal",
-                message: "a terminal needs --console-socket".into(),
-            }),
+            None if required => Err(Error::ConsoleSocketRequired),
             None => Ok(Some(master)),
         }
     }

@@ -141,6 +141,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// The OS error that kept the container's process from being executed, when that is why
+    /// this failed: `process.args[0]` was not found (`ENOENT`) or could not be executed
+    /// (`EACCES`, `ENOEXEC`, ...). Engines report these as exit statuses 127 and 126.
+    pub fn exec_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Executable { source, .. } | Error::Execve { source, .. } => Some(source),
+            Error::Child { step, source, .. }
+                if *step == crate::sys::Step::LookupExecutable.name()
+                    || *step == crate::sys::Step::Exec.name() =>
+            {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn sys(
         syscall: &'static str,
         path: impl Into<Option<PathBuf>>,
@@ -196,5 +212,71 @@ fn lookup_text(name: &str, searched: bool, e: &io::Error) -> String {
         "permission denied".into()
     } else {
         format!("stat {name}: {}", errno_text(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OS error is worded once in the message, as Go words it (runc's text, which engines
+    /// match), and is the `source()`: a printer that compares without case or Rust's
+    /// " (os error N)" (examples' report) says it once.
+    #[test]
+    fn the_os_error_is_the_source_and_worded_once() {
+        let enoent = || io::Error::from_raw_os_error(libc::ENOENT);
+        let errors = [
+            Error::Syscall {
+                syscall: "open",
+                path: Some("/x".into()),
+                source: enoent(),
+            },
+            Error::Child {
+                step: "mount",
+                detail: "/proc".into(),
+                source: enoent(),
+            },
+            Error::Cgroup {
+                path: "/sys/fs/cgroup/x".into(),
+                source: enoent(),
+            },
+        ];
+        for e in errors {
+            let msg = e.to_string();
+            assert_eq!(msg.matches("no such file or directory").count(), 1, "{msg}");
+            assert!(!msg.contains("os error"), "{msg}");
+            let source = std::error::Error::source(&e).expect("a source");
+            assert_eq!(source.to_string(), enoent().to_string());
+        }
+    }
+
+    #[test]
+    fn exec_errors_are_told_apart() {
+        let child = |step: crate::sys::Step| Error::Child {
+            step: step.name(),
+            detail: "/bin/x".into(),
+            source: io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        let e = child(crate::sys::Step::LookupExecutable);
+        assert_eq!(
+            e.exec_error().and_then(io::Error::raw_os_error),
+            Some(libc::ENOENT)
+        );
+        assert!(child(crate::sys::Step::Exec).exec_error().is_some());
+        assert!(child(crate::sys::Step::Mount).exec_error().is_none());
+        let e = Error::Executable {
+            name: "x".into(),
+            searched: true,
+            source: io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        assert_eq!(
+            e.exec_error().and_then(io::Error::raw_os_error),
+            Some(libc::ENOENT)
+        );
+        let e = Error::Execve {
+            path: "/x".into(),
+            source: io::Error::from_raw_os_error(libc::ENOEXEC),
+        };
+        assert!(e.exec_error().is_some());
     }
 }

@@ -122,7 +122,10 @@ fn exec_fifo_must_be_a_fifo() {
     let err = f
         .create(&f.spec_json("true"), Options::new().exec_fifo(&not))
         .unwrap_err();
-    assert!(err.to_string().contains("FIFO"), "{err}");
+    // The error names the operation and the path; its cause says why.
+    let cause = std::error::Error::source(&err).map(|c| c.to_string());
+    assert!(err.to_string().contains("exec fifo"), "{err}");
+    assert_eq!(cause.as_deref(), Some("not a FIFO"), "{err}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use oci_spec::image::Digest;
 pub enum Error {
     /// A filesystem operation outside any one tar entry failed (opening the target, creating the
     /// private directory, renaming it into place, reading the store).
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path the operation was on.
         path: PathBuf,
@@ -37,7 +37,7 @@ pub enum Error {
 
     /// The compressed blob is not what its descriptor says: wrong size or digest, or it could
     /// not be read.
-    #[error("layer {digest}: blob verification failed: {source}")]
+    #[error("layer {digest}: blob verification failed")]
     Blob {
         /// The layer blob's digest (from its descriptor).
         digest: Digest,
@@ -47,7 +47,7 @@ pub enum Error {
     },
 
     /// The layer could not be decompressed (corrupt gzip or zstd stream).
-    #[error("layer {digest}: decompression failed: {source}")]
+    #[error("layer {digest}: decompression failed")]
     Decompress {
         /// The layer blob's digest.
         digest: Digest,
@@ -81,7 +81,7 @@ pub enum Error {
     },
 
     /// The tar stream is malformed (a bad header, a checksum mismatch, a truncated entry).
-    #[error("layer {digest}: malformed tar: {source}")]
+    #[error("layer {digest}: malformed tar")]
     Tar {
         /// The layer blob's digest.
         digest: Digest,
@@ -103,7 +103,7 @@ pub enum Error {
     },
 
     /// Applying a tar entry to the filesystem failed.
-    #[error("layer {digest}: entry {entry:?}: {op}: {source}")]
+    #[error("layer {digest}: entry {entry:?}: {op}")]
     Apply {
         /// The layer blob's digest.
         digest: Digest,
@@ -146,7 +146,7 @@ pub enum Error {
     },
 
     /// Mounting or unmounting an overlay failed.
-    #[error("overlay at {target}: {op}: {source}")]
+    #[error("overlay at {target}: {op}")]
     Mount {
         /// The mount point.
         target: PathBuf,
@@ -173,5 +173,26 @@ impl Error {
             path: path.into(),
             source: source.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    /// Each error names its own part and leaves its cause to `source()`, so that a printer
+    /// walking the chain says every OS error once.
+    #[test]
+    fn the_os_error_is_the_source_not_part_of_the_message() {
+        let text = io::Error::from_raw_os_error(2).to_string();
+        let e = Error::Io {
+            path: "/x".into(),
+            source: io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(e.to_string(), "/x");
+        assert_eq!(
+            std::error::Error::source(&e).map(|s| s.to_string()),
+            Some(text)
+        );
     }
 }
