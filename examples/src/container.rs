@@ -30,6 +30,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 pub struct Store {
     /// The store's root directory.
     pub root: PathBuf,
+    /// No progress bars (`--quiet`); they are drawn only on a terminal anyway.
+    quiet: bool,
 }
 
 /// When to pull an image from its registry.
@@ -101,7 +103,24 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(root.join("containers"))?;
-        Ok(Self { root })
+        Ok(Self { root, quiet: false })
+    }
+
+    /// The same store, drawing no progress bars when `quiet`.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// An unpacker reporting to `bar`, and the bar for the image's layers.
+    fn unpacker(&self, image: &oci_image::Image) -> (Unpacker, crate::progress::UnpackProgress) {
+        let total = image.layers.iter().map(|l| l.descriptor.size()).sum();
+        let bar = crate::progress::UnpackProgress::new(self.quiet, total);
+        let mut unpacker = Unpacker::new();
+        if let Some(f) = bar.callback() {
+            unpacker = unpacker.on_progress(f);
+        }
+        (unpacker, bar)
     }
 
     /// The content store of pulled images.
@@ -198,7 +217,7 @@ impl Store {
             }
             _ => {}
         }
-        let progress = std::sync::Arc::new(crate::progress::PullProgress::new());
+        let progress = std::sync::Arc::new(crate::progress::PullProgress::new(self.quiet));
         let reporter = progress.clone();
         let mut opts = oci_image::registry::PullOptions::default()
             .tag(local_tag.clone())
@@ -240,12 +259,7 @@ impl Store {
             armed: true,
         };
         let layers = self.layers()?;
-        let mut unpacker = Unpacker::new();
-        let tty = crate::progress::unpack_reporter();
-        let drew = tty.is_some();
-        if let Some(f) = tty {
-            unpacker = unpacker.on_progress(f);
-        }
+        let (unpacker, bar) = self.unpacker(&image);
         // Layers belong to the image (its owner keeps them until `rmi`), as in podman: a
         // second `run --rm` of the image finds them unpacked. The container holds them too,
         // so that an `rmi` while it exists does not take them from under it.
@@ -254,9 +268,7 @@ impl Store {
             .prepare(&unpacker, &layout, &image, &owner)
             .and_then(|_| layers.prepare(&unpacker, &layout, &image, &id));
         drop(lease);
-        if drew {
-            eprint!("\r\x1b[K");
-        }
+        bar.finish();
         let chain = chain?;
         let mount = layers.mount(&chain, &dir)?;
         let rootfs = mount.merged().to_path_buf();
@@ -400,7 +412,10 @@ impl Store {
     /// `ocibox unpack`: the image (pulled if missing) as a flat rootfs at `dir`.
     pub fn unpack(&self, image: &str, platform: Option<&str>, dir: &Path) -> Result<()> {
         let (layout, img, _lease) = self.fetch(image, platform)?;
-        Unpacker::new().unpack(&layout, &img, dir)?;
+        let (unpacker, bar) = self.unpacker(&img);
+        let done = unpacker.unpack(&layout, &img, dir);
+        bar.finish();
+        done?;
         Ok(())
     }
 
@@ -426,7 +441,10 @@ impl Store {
         let (layout, img, _lease) = self.fetch(image, platform)?;
         let rootfs = dir.join("rootfs");
         fs::create_dir_all(dir)?;
-        Unpacker::new().unpack(&layout, &img, &rootfs)?;
+        let (unpacker, bar) = self.unpacker(&img);
+        let done = unpacker.unpack(&layout, &img, &rootfs);
+        bar.finish();
+        done?;
         let mut overrides = Overrides::default();
         overrides.cmd = (!command.is_empty()).then_some(command);
         let mut spec = oci_runtime::spec_from_image(
@@ -442,8 +460,8 @@ impl Store {
         Ok(())
     }
 
-    /// The images of the store: (reference, manifest digest, total layer bytes).
-    pub fn images_list(&self) -> Result<Vec<(String, String, u64)>> {
+    /// The images of the store, by reference.
+    pub fn images_list(&self) -> Result<Vec<ImageSummary>> {
         let layout = self.images()?;
         let mut out = Vec::new();
         for tag in layout.tags()? {
@@ -456,7 +474,11 @@ impl Store {
                 .resolve(&tag, None)
                 .map(|i| i.layers.iter().map(|l| l.descriptor.size()).sum())
                 .unwrap_or(0);
-            out.push((tag, digest, size));
+            out.push(ImageSummary {
+                reference: tag,
+                digest,
+                size,
+            });
         }
         Ok(out)
     }
@@ -540,29 +562,68 @@ impl Store {
         Ok(out)
     }
 
-    /// Containers: id, status, image command.
-    pub fn list(&self) -> Result<Vec<(String, String, String)>> {
+    /// The containers of the store, by id.
+    pub fn list(&self) -> Result<Vec<ContainerSummary>> {
         let rt = self.runtime()?;
         let mut out = Vec::new();
         for entry in fs::read_dir(self.root.join("containers"))? {
             let id = entry?.file_name().to_string_lossy().into_owned();
-            let (status, cmd) = match rt.store().load(&id) {
+            let (status, command) = match rt.store().load(&id) {
                 Ok(r) => (
                     Runtime::status_name(&r),
                     r.config
                         .process()
                         .as_ref()
                         .and_then(|p| p.args().clone())
-                        .unwrap_or_default()
-                        .join(" "),
+                        .unwrap_or_default(),
                 ),
-                Err(_) => ("exited".to_string(), String::new()),
+                // Its runtime state is gone once it exited: the command is the bundle's.
+                Err(_) => (
+                    "exited".to_string(),
+                    fs::read(self.container_dir(&id).join("bundle/config.json"))
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Spec>(&b).ok())
+                        .and_then(|s| s.process().as_ref().and_then(|p| p.args().clone()))
+                        .unwrap_or_default(),
+                ),
             };
-            out.push((id, status, cmd));
+            out.push(ContainerSummary {
+                id,
+                status,
+                command,
+            });
         }
-        out.sort();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
+}
+
+/// A container as `ocibox ps` lists it (`--format json`: podman's key names).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerSummary {
+    /// The container's id.
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// `created`, `running`, `paused`, `stopped`, or `exited` once its runtime state is gone.
+    #[serde(rename = "State")]
+    pub status: String,
+    /// Its process's arguments.
+    #[serde(rename = "Command")]
+    pub command: Vec<String>,
+}
+
+/// An image of the store as `ocibox images` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageSummary {
+    /// The reference it was pulled as (its tag in the store's layout).
+    #[serde(rename = "Reference")]
+    pub reference: String,
+    /// The digest of its manifest (or index).
+    #[serde(rename = "Digest")]
+    pub digest: String,
+    /// The bytes of its layers, compressed, for the host's platform.
+    #[serde(rename = "Size")]
+    pub size: u64,
 }
 
 /// `DIR:TAG`, `DIR@DIGEST` or `DIR` when DIR is an image layout on disk.

@@ -2,6 +2,8 @@
 
 pub mod container;
 pub mod demo;
+pub mod manpages;
 pub mod progress;
+pub mod report;
 pub mod signals;
 pub mod terminal;

@@ -57,7 +57,7 @@ fn demo_inspect_validate_tag_gc() {
 
     // Errors: a clear message and a non-zero exit, no panic.
     let out = ocibox(&["inspect", &format!("{d}:nope")]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not found"), "{err}");
 }

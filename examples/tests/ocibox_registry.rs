@@ -128,6 +128,13 @@ fn run_pulls_from_a_registry_then_shares_and_removes() {
     );
     let images = String::from_utf8_lossy(&ocibox(&store, &["images"]).stdout).into_owned();
     assert!(images.contains(&image), "{images}");
+    // --format json, parsed back.
+    let json: serde_json::Value =
+        serde_json::from_slice(&ocibox(&store, &["images", "--format", "json"]).stdout).unwrap();
+    let listed = &json.as_array().unwrap()[0];
+    assert_eq!(listed["Reference"], image.as_str());
+    assert!(listed["Digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(listed["Size"].as_u64().unwrap() > 0);
 
     // The layers belong to the image (issue 18): `run --rm` left them, `rmi` takes them.
     assert!(
@@ -144,4 +151,113 @@ fn run_pulls_from_a_registry_then_shares_and_removes() {
     );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(store.to_str().unwrap()));
+}
+
+/// Issue 16: progress on a terminal only. A pull from the local registry under a pseudo-terminal
+/// (scripts/ptyrun.py) draws per-blob byte progress, and an unpack draws its own; the same
+/// commands with stderr on a pipe, or with --quiet, print no progress at all.
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let layout = tmp.path().join("demo");
+    assert!(ocibox(&store, &["demo", layout.to_str().unwrap()])
+        .status
+        .success());
+    let image = format!("127.0.0.1:{}/progress:latest", reg.port);
+    let push = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:demo", layout.display()),
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let ptyrun = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/ptyrun.py");
+    let on_pty = |args: &[&str]| {
+        let out = Command::new("python3")
+            .arg(ptyrun)
+            .arg(env!("CARGO_BIN_EXE_ocibox"))
+            .arg("--root")
+            .arg(&store)
+            .args(args)
+            .output()
+            .unwrap();
+        let all = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{args:?}: {all}");
+        all
+    };
+    let host = format!("127.0.0.1:{}", reg.port);
+    let target = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+
+    // On a terminal: a bar per blob with its bytes, finished.
+    let drawn = on_pty(&[
+        "pull",
+        "--insecure",
+        &host,
+        &image,
+        &format!("{}:v1", target("pty-layout")),
+    ]);
+    assert!(drawn.contains("blob "), "{drawn}");
+    assert!(drawn.contains("B/"), "bytes done/total: {drawn}");
+    assert!(drawn.contains("done"), "{drawn}");
+    assert!(drawn.contains("pulled "), "{drawn}");
+    let drawn = on_pty(&[
+        "unpack",
+        &format!("{}:v1", target("pty-layout")),
+        &target("pty-rootfs"),
+    ]);
+    assert!(drawn.contains("unpacking"), "{drawn}");
+    assert!(drawn.contains("entries"), "{drawn}");
+
+    // --quiet on the terminal: none.
+    let quiet = on_pty(&[
+        "--quiet",
+        "pull",
+        "--insecure",
+        &host,
+        &image,
+        &target("quiet-layout"),
+    ]);
+    assert!(
+        quiet.contains("pulled ") && !quiet.contains("blob "),
+        "{quiet}"
+    );
+
+    // stderr on a pipe: nothing on stderr at all, the result on stdout.
+    let out = ocibox(
+        &store,
+        &[
+            "pull",
+            "--insecure",
+            &host,
+            &image,
+            &format!("{}:v1", target("pipe-layout")),
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("pulled "));
+    let out = ocibox(
+        &store,
+        &[
+            "unpack",
+            &format!("{}:v1", target("pipe-layout")),
+            &target("pipe-rootfs"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

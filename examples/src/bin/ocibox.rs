@@ -1,16 +1,16 @@
-//! `ocibox`: the image-level command line of the toolkit.
-//!
-//! Today it inspects, validates, tags and garbage-collects OCI image layouts, pulls images from
-//! registries into them and pushes them back, and generates the demo image the README's main
-//! job uses; `run` (pull, unpack and run in one step) comes with the runtime crates.
+//! `ocibox`: pull, unpack and run OCI images, and manage OCI image layouts.
 //!
 //! Images are named as skopeo's `oci:` transport names them: `DIR`, `DIR:TAG` or
-//! `DIR@sha256:…`.
+//! `DIR@sha256:…`, or by a registry reference (`[REGISTRY/]NAME[:TAG][@DIGEST]`).
+//!
+//! Exit statuses are podman's: 125 when ocibox itself fails (bad usage included), 126 when the
+//! container's command cannot be invoked, 127 when it is not found, the container's own status
+//! otherwise (128+n when a signal ended it).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use oci_image::spec::image::Descriptor;
 use oci_image::{Layout, PlatformSpec, Severity, ValidateOptions};
 
@@ -18,15 +18,87 @@ use oci_image::{Layout, PlatformSpec, Severity, ValidateOptions};
 #[command(
     name = "ocibox",
     version,
-    about = "Inspect, validate and manage OCI image layouts"
+    about = "ocibox: pull, unpack and run OCI container images, and manage OCI image layouts",
+    long_about = None,
+    after_help = "Exit status: the container's (128+n when signal n ended it); 125 when ocibox \
+                  fails, 126 when the command cannot be invoked, 127 when it is not found.\n\
+                  See 'ocibox COMMAND --help' for a command's options."
 )]
 struct Cli {
-    /// The store of images, layers and containers (default /var/lib/ocibox as root,
-    /// $XDG_DATA_HOME/ocibox otherwise).
-    #[arg(long, global = true)]
-    root: Option<PathBuf>,
+    /// The store of images, layers and containers ($XDG_DATA_HOME/ocibox when not root).
+    #[arg(long, global = true, value_name = "DIR", default_value_os_t = examples::container::Store::default_root())]
+    root: PathBuf,
+    /// Draw no progress bars (they are drawn only when stderr is a terminal).
+    #[arg(short = 'q', long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The subcommands of the top-level help, grouped. Every subcommand is in exactly one group
+/// (a unit test checks it); their descriptions come from the clap definitions.
+const GROUPS: &[(&str, &[&str])] = &[
+    (
+        "Containers",
+        &["run", "ps", "exec", "logs", "stop", "kill", "rm"],
+    ),
+    (
+        "Images (the store)",
+        &["pull", "push", "images", "rmi", "unpack", "bundle"],
+    ),
+    (
+        "Layouts (DIR, DIR:TAG, DIR@DIGEST)",
+        &[
+            "demo",
+            "inspect",
+            "validate",
+            "tags",
+            "tag",
+            "untag",
+            "gc",
+            "referrers",
+        ],
+    ),
+    ("Setup", &["completion", "help"]),
+];
+
+/// ocibox's clap command, with the grouped subcommand list in its help.
+fn cli() -> clap::Command {
+    let cmd = Cli::command();
+    let width = GROUPS
+        .iter()
+        .flat_map(|g| g.1.iter())
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0);
+    let mut groups = String::new();
+    for (title, names) in GROUPS {
+        groups.push_str(&format!("{title}:\n"));
+        for name in *names {
+            let about = cmd
+                .find_subcommand(name)
+                .and_then(|c| c.get_about())
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| {
+                    "Print this message or the help of the given subcommand(s)".into()
+                });
+            groups.push_str(&format!("  {name:<width$}  {about}\n"));
+        }
+        groups.push('\n');
+    }
+    cmd.help_template(format!(
+        "{{about}}\n\n{{usage-heading}} {{usage}}\n\n{groups}Options:\n{{options}}{{after-help}}"
+    ))
+}
+
+/// `--format`: podman's flag, for the commands that list or show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Columns or lines for people.
+    #[default]
+    Text,
+    /// JSON, for programs.
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -43,85 +115,93 @@ struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short = 'd', long)]
     detach: bool,
-    /// The container's name (its id).
+    /// The container's name (its id) [default: 32 random hex digits].
     #[arg(long)]
     name: Option<String>,
-    /// Set an environment variable (KEY=VALUE, or KEY to remove it).
-    #[arg(short = 'e', long = "env")]
+    /// Set an environment variable (KEY=VALUE, or KEY to remove it) [default: the image's Env].
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
-    /// Read environment variables from a file (one KEY=VALUE per line).
-    #[arg(long = "env-file")]
+    /// Read environment variables from a file (one KEY=VALUE per line) [default: none].
+    #[arg(long = "env-file", value_name = "FILE")]
     env_file: Vec<PathBuf>,
-    /// Working directory inside the container.
-    #[arg(short = 'w', long)]
+    /// Working directory inside the container [default: the image's WorkingDir, else /].
+    #[arg(short = 'w', long, value_name = "DIR")]
     workdir: Option<String>,
-    /// User (name, uid, name:group or uid:gid).
+    /// User (name, uid, name:group or uid:gid) [default: the image's User, else root].
     #[arg(short = 'u', long)]
     user: Option<String>,
-    /// Override the image's entrypoint ("" clears it).
-    #[arg(long)]
+    /// Override the image's entrypoint ("" clears it) [default: the image's Entrypoint].
+    #[arg(long, value_name = "CMD")]
     entrypoint: Option<String>,
-    /// The container's hostname.
+    /// The container's hostname [default: the first 12 characters of its id].
     #[arg(long)]
     hostname: Option<String>,
-    /// Memory limit (bytes, or with k, m, g suffix).
-    #[arg(short = 'm', long)]
+    /// Memory limit (bytes, or with a k, m or g suffix) [default: no limit].
+    #[arg(short = 'm', long, value_name = "BYTES")]
     memory: Option<String>,
-    /// Number of CPUs (e.g. 1.5).
+    /// Number of CPUs (e.g. 1.5) [default: no limit].
     #[arg(long)]
     cpus: Option<f64>,
-    /// Maximum number of processes.
-    #[arg(long = "pids-limit")]
+    /// Maximum number of processes [default: no limit].
+    #[arg(long = "pids-limit", value_name = "N")]
     pids_limit: Option<i64>,
     /// Mount the root filesystem read-only.
     #[arg(long = "read-only")]
     read_only: bool,
-    /// Bind mount `HOST:CONTAINER[:ro]`.
-    #[arg(short = 'v', long = "volume")]
+    /// Bind mount `HOST:CONTAINER[:ro]` [default: none].
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volume: Vec<String>,
-    /// Mount a tmpfs at `PATH[:OPTIONS]`.
-    #[arg(long)]
+    /// Mount a tmpfs at `PATH[:OPTIONS]` [default: none].
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
     tmpfs: Vec<String>,
-    /// none (a private network namespace, the default) or host.
-    #[arg(long)]
-    network: Option<String>,
-    /// Add a capability.
-    #[arg(long = "cap-add")]
+    /// none (a private network namespace) or host.
+    #[arg(long, default_value = "none")]
+    network: String,
+    /// Add a capability [default: Docker's default set].
+    #[arg(long = "cap-add", value_name = "CAP")]
     cap_add: Vec<String>,
-    /// Drop a capability (ALL drops every one).
-    #[arg(long = "cap-drop")]
+    /// Drop a capability (ALL drops every one) [default: none dropped].
+    #[arg(long = "cap-drop", value_name = "CAP")]
     cap_drop: Vec<String>,
-    /// seccomp=FILE or seccomp=unconfined.
-    #[arg(long = "security-opt")]
+    /// seccomp=FILE or seccomp=unconfined [default: Docker's default seccomp profile].
+    #[arg(long = "security-opt", value_name = "OPT")]
     security_opt: Vec<String>,
-    /// Platform to select from a multi-platform image.
+    /// Platform to select from a multi-platform image (`os/arch[/variant]`) [default: the
+    /// host's].
     #[arg(long)]
     platform: Option<String>,
-    /// missing, always or never.
+    /// When to pull the image: missing, always or never.
     #[arg(long, default_value = "missing")]
     pull: String,
     /// The image: a registry reference, or DIR:TAG of a local image layout.
     image: String,
-    /// The command (replaces the image's Cmd).
+    /// The command (replaces the image's Cmd) [default: the image's Entrypoint and Cmd].
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Resolve an image (tag or digest, then platform) and show its manifest, config and layers.
+    /// Show an image of a layout: its manifest, config and layers.
     Inspect {
         /// `DIR`, `DIR:TAG` or `DIR@DIGEST`.
         image: String,
-        /// Platform to select from an index (`os/arch[/variant]`); the host's by default.
+        /// Platform to select from an index (`os/arch[/variant]`) [default: the host's].
         #[arg(long)]
         platform: Option<String>,
-        /// Print JSON instead of text.
-        #[arg(long)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// The same as --format json.
+        #[arg(long, hide = true)]
         json: bool,
     },
-    /// Check a whole layout against the image-spec: every descriptor, blob, manifest, index and
-    /// config reachable from index.json. Exits 1 if any error is found.
+    /// Check a whole layout against the image-spec (exit status 1 if it has errors).
+    #[command(
+        long_about = "Check a whole layout against the image-spec: every descriptor, blob, \
+                      manifest, index and config reachable from index.json. Exits 1 if any \
+                      error is found."
+    )]
     Validate {
         /// The layout directory.
         layout: PathBuf,
@@ -133,6 +213,9 @@ enum Command {
     Tags {
         /// The layout directory.
         layout: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Point a new tag at the image another reference names.
     Tag {
@@ -141,12 +224,12 @@ enum Command {
         /// The new tag.
         tag: String,
     },
-    /// Remove a tag (blobs stay until `gc`).
+    /// Remove a tag from a layout (blobs stay until `gc`).
     Untag {
         /// `DIR:TAG`.
         image: String,
     },
-    /// Remove blobs that nothing in index.json reaches.
+    /// Remove the blobs of a layout that nothing in index.json reaches.
     Gc {
         /// The layout directory.
         layout: PathBuf,
@@ -155,32 +238,38 @@ enum Command {
         #[arg(long)]
         partials: bool,
     },
-    /// List the manifests whose `subject` is the named image (signatures, SBOMs, attestations).
+    /// List the manifests that refer to an image (signatures, SBOMs, attestations).
     Referrers {
         /// `DIR:TAG` or `DIR@DIGEST`.
         image: String,
-        /// Only referrers of this artifact type.
-        #[arg(long)]
+        /// Only referrers of this artifact type [default: all].
+        #[arg(long, value_name = "TYPE")]
         artifact_type: Option<String>,
     },
-    /// Run a container from an image.
+    /// Run a container from an image (pulled into the store if missing).
     Run(Box<RunArgs>),
     /// List containers.
-    Ps,
+    Ps {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Remove containers (running ones only with --force).
     Rm {
         /// Kill a running container first.
         #[arg(short = 'f', long)]
         force: bool,
         /// Container ids.
+        #[arg(required = true)]
         ids: Vec<String>,
     },
-    /// Stop containers: the image's stop signal (SIGTERM), then SIGKILL after --time seconds.
+    /// Stop containers: the image's stop signal (SIGTERM), then SIGKILL.
     Stop {
         /// Seconds to wait before SIGKILL.
         #[arg(short = 't', long, default_value_t = 10)]
         time: u64,
         /// Container ids.
+        #[arg(required = true)]
         ids: Vec<String>,
     },
     /// Send a signal to a container's init.
@@ -199,11 +288,11 @@ enum Command {
         /// Keep stdin open (accepted).
         #[arg(short = 'i', long)]
         interactive: bool,
-        /// Set an environment variable.
-        #[arg(short = 'e', long = "env")]
+        /// Set an environment variable [default: the container's environment].
+        #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
-        /// Working directory.
-        #[arg(short = 'w', long)]
+        /// Working directory [default: the container's].
+        #[arg(short = 'w', long, value_name = "DIR")]
         workdir: Option<String>,
         /// Container id.
         id: String,
@@ -212,11 +301,16 @@ enum Command {
         command: Vec<String>,
     },
     /// List the images in the store.
-    Images,
+    Images {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Remove images from the store (their blobs and unpacked layers go once nothing
     /// references them; `DIR:TAG` of a local layout releases its unpacked layers only).
     Rmi {
         /// Image references, or DIR:TAG of local layouts.
+        #[arg(required = true)]
         images: Vec<String>,
     },
     /// Check the store's unpacked layers against the digests of their trees recorded when
@@ -232,7 +326,7 @@ enum Command {
         image: String,
         /// The target directory (must not exist or be empty).
         dir: PathBuf,
-        /// Platform to select from a multi-platform image.
+        /// Platform to select from a multi-platform image [default: the host's].
         #[arg(long)]
         platform: Option<String>,
     },
@@ -242,10 +336,10 @@ enum Command {
         image: String,
         /// The bundle directory (must not exist or be empty).
         dir: PathBuf,
-        /// Platform to select from a multi-platform image.
+        /// Platform to select from a multi-platform image [default: the host's].
         #[arg(long)]
         platform: Option<String>,
-        /// The command (replaces the image's Cmd).
+        /// The command (replaces the image's Cmd) [default: the image's].
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
@@ -254,8 +348,12 @@ enum Command {
         /// Container id.
         id: String,
     },
-    /// Write the demo image into a layout, tagged `demo`: the host's static busybox, or
-    /// without one the host's /bin/sh and the libraries it loads.
+    /// Write the demo image into a layout, tagged `demo`.
+    #[command(
+        long_about = "Write the demo image into a layout, tagged `demo`: the host's static \
+                      busybox, or without one the host's /bin/sh and the libraries it loads. \
+                      Fails, writing nothing, when neither can be had."
+    )]
     Demo {
         /// The layout directory to create.
         layout: PathBuf,
@@ -267,16 +365,17 @@ enum Command {
     Pull {
         /// `[REGISTRY/]NAME[:TAG][@DIGEST]`; Docker Hub when no registry is named.
         reference: String,
-        /// `DIR` or `DIR:TAG`; the tag defaults to the full reference.
+        /// `DIR` or `DIR:TAG` [default tag: the full reference].
         layout: String,
-        /// Platform to select from an index (`os/arch[/variant]`); the host's by default.
+        /// Platform to select from an index (`os/arch[/variant]`) [default: the host's].
         #[arg(long)]
         platform: Option<String>,
         /// Pull every platform of an index.
         #[arg(long)]
         all: bool,
-        /// A registry (`HOST[:PORT]`) that may be reached over plain HTTP; repeatable.
-        #[arg(long)]
+        /// A registry (`HOST[:PORT]`) that may be reached over plain HTTP; repeatable [default:
+        /// none].
+        #[arg(long, value_name = "HOST[:PORT]")]
         insecure: Vec<String>,
         #[command(flatten)]
         net: NetArgs,
@@ -287,17 +386,30 @@ enum Command {
         image: String,
         /// `[REGISTRY/]NAME[:TAG]`.
         reference: String,
-        /// Mount blobs the registry has in this repository instead of uploading them.
-        #[arg(long)]
+        /// Mount blobs the registry has in this repository instead of uploading them [default:
+        /// none].
+        #[arg(long, value_name = "REPOSITORY")]
         mount_from: Option<String>,
-        /// Upload in chunks of this many bytes.
-        #[arg(long)]
+        /// Upload in chunks of this many bytes [default: one request per blob].
+        #[arg(long, value_name = "BYTES")]
         chunk_size: Option<u64>,
-        /// A registry (`HOST[:PORT]`) that may be reached over plain HTTP; repeatable.
-        #[arg(long)]
+        /// A registry (`HOST[:PORT]`) that may be reached over plain HTTP; repeatable [default:
+        /// none].
+        #[arg(long, value_name = "HOST[:PORT]")]
         insecure: Vec<String>,
         #[command(flatten)]
         net: NetArgs,
+    },
+    /// Print a shell completion script (install: see `scripts/install`).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write ocibox's man pages into a directory.
+    #[command(hide = true)]
+    Man {
+        /// The directory (e.g. /usr/local/share/man/man1).
+        dir: PathBuf,
     },
 }
 
@@ -314,7 +426,7 @@ struct NetArgs {
     /// Seconds a request other than a blob transfer (a manifest, a token) may take in all.
     #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
     request_timeout: f64,
-    /// Seconds the whole pull or push may take, retries included (no limit by default).
+    /// Seconds the whole pull or push may take, retries included [default: no limit].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     timeout: Option<f64>,
 }
@@ -361,42 +473,54 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // podman's exit statuses: 125 for a failure of ocibox itself, bad usage included (clap's
+    // own is 2); 126 and 127 when the container's command cannot be invoked or is not found;
+    // otherwise the container's status (128+n for a signal).
+    let cli = match cli()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
+        }
+    };
     // CVE-2019-5736: `run` and `exec` fork processes that enter a container; they run from a
     // binary that cannot be written (re-executed once, before any thread exists).
     if let Command::Run(_) | Command::Exec { .. } = &cli.command {
         if let Err(e) = oci_sandbox::protect_exe() {
-            eprintln!("ocibox: {e}");
-            return ExitCode::from(2);
+            eprintln!("{}", examples::report::lines("ocibox", &e));
+            return ExitCode::from(125);
         }
     }
-    match run(cli.root, cli.command) {
+    match run(cli.root, cli.quiet, cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ocibox: {e}");
-            ExitCode::from(2)
+            eprintln!("{}", examples::report::lines("ocibox", e.as_ref()));
+            ExitCode::from(examples::report::exit_status(e.as_ref()))
         }
     }
 }
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
-    let store = || {
-        examples::container::Store::open(
-            root.clone()
-                .unwrap_or_else(examples::container::Store::default_root),
-        )
-    };
+fn run(root: PathBuf, quiet: bool, command: Command) -> AnyResult<ExitCode> {
+    let store = || examples::container::Store::open(root.clone()).map(|s| s.quiet(quiet));
     match command {
         Command::Run(a) => {
             let code = store()?.run(&a.image, &run_options(&a)?)?;
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
-        Command::Ps => {
+        Command::Ps { format } => {
+            let list = store()?.list()?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("{:<34}{:<10}COMMAND", "CONTAINER ID", "STATUS");
-            for (id, status, cmd) in store()?.list()? {
-                println!("{id:<34}{status:<10}{cmd}");
+            for c in list {
+                println!("{:<34}{:<10}{}", c.id, c.status, c.command.join(" "));
             }
         }
         Command::Rm { force, ids } => {
@@ -434,10 +558,16 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             let code = store()?.exec(&id, &command, &env, workdir.as_deref(), tty)?;
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
-        Command::Images => {
+        Command::Images { format } => {
+            let list = store()?.images_list()?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("{:<60}{:<20}SIZE", "REFERENCE", "DIGEST");
-            for (name, digest, size) in store()?.images_list()? {
-                println!("{name:<60}{:<20}{size}", &digest[..digest.len().min(19)]);
+            for i in list {
+                let d = &i.digest;
+                println!("{:<60}{:<20}{}", i.reference, &d[..d.len().min(19)], i.size);
             }
         }
         Command::Rmi { images } => {
@@ -476,15 +606,30 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
         Command::Inspect {
             image,
             platform,
+            format,
             json,
-        } => inspect(&image, platform.as_deref(), json)?,
+        } => inspect(&image, platform.as_deref(), json || format == Format::Json)?,
         Command::Validate {
             layout,
             no_verify_content,
         } => return validate(&layout, !no_verify_content),
-        Command::Tags { layout } => {
-            for t in Layout::open(layout)?.tags()? {
+        Command::Tags { layout, format } => {
+            let tags = Layout::open(&layout)?.tags()?;
+            if format == Format::Json {
+                let list = TagList { layout, tags };
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for t in tags {
                 println!("{t}");
+            }
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut cli(), "ocibox", &mut std::io::stdout());
+        }
+        Command::Man { dir } => {
+            for page in examples::manpages::write(cli(), &dir)? {
+                println!("{}", page.display());
             }
         }
         Command::Tag { source, tag } => {
@@ -563,20 +708,20 @@ fn run(root: Option<PathBuf>, command: Command) -> AnyResult<ExitCode> {
             let r = client.parse_reference(&reference)?;
             let (dir, tag) = split_ref(&layout);
             let layout = Layout::create(dir)?;
+            let progress = std::sync::Arc::new(examples::progress::PullProgress::new(quiet));
+            let reporter = progress.clone();
             let mut opts = oci_image::registry::PullOptions::default()
                 .all_platforms(all)
-                .on_progress(|p| {
-                    if let oci_image::registry::Progress::BlobDone { digest, size } = p {
-                        eprintln!("{digest}: {size} bytes");
-                    }
-                });
+                .on_progress(move |p| reporter.event(p));
             if let Some(p) = platform {
                 opts = opts.platform(p.parse()?);
             }
             if !tag.is_empty() {
                 opts = opts.tag(tag);
             }
-            let pulled = client.pull(&r, &layout, &opts)?;
+            let pulled = client.pull(&r, &layout, &opts);
+            progress.finish();
+            let pulled = pulled?;
             println!(
                 "pulled {} ({}): {} blobs downloaded, {} already present{}",
                 pulled.reference,
@@ -685,7 +830,7 @@ fn run_options(a: &RunArgs) -> AnyResult<examples::container::RunOptions> {
         read_only: a.read_only,
         volumes: a.volume.clone(),
         tmpfs: a.tmpfs.clone(),
-        network: a.network.clone(),
+        network: Some(a.network.clone()),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         seccomp,
@@ -705,18 +850,22 @@ fn inspect(image: &str, platform: Option<&str>, json: bool) -> AnyResult<()> {
     let platform: Option<PlatformSpec> = platform.map(str::parse).transpose()?;
     let img = layout.resolve(&reference, platform.as_ref())?;
     if json {
-        let out = serde_json::json!({
-            "digest": img.digest().to_string(),
-            "platform": img.platform().to_string(),
-            "manifest": img.manifest,
-            "config": img.config,
-            "layers": img.layers.iter().map(|l| serde_json::json!({
-                "mediaType": l.descriptor.media_type().to_string(),
-                "digest": l.descriptor.digest().to_string(),
-                "size": l.descriptor.size(),
-                "diffID": l.diff_id.to_string(),
-            })).collect::<Vec<_>>(),
-        });
+        let out = InspectOutput {
+            digest: img.digest().to_string(),
+            platform: img.platform().to_string(),
+            manifest: img.manifest.clone(),
+            config: img.config.clone(),
+            layers: img
+                .layers
+                .iter()
+                .map(|l| LayerInfo {
+                    media_type: l.descriptor.media_type().to_string(),
+                    digest: l.descriptor.digest().to_string(),
+                    size: l.descriptor.size(),
+                    diff_id: l.diff_id.to_string(),
+                })
+                .collect(),
+        };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -748,6 +897,38 @@ fn inspect(image: &str, platform: Option<&str>, json: bool) -> AnyResult<()> {
         print_layer(&l.descriptor, l.diff_id.as_ref());
     }
     Ok(())
+}
+
+/// `ocibox tags --format json`, as `skopeo list-tags` shapes it.
+#[derive(serde::Serialize)]
+struct TagList {
+    #[serde(rename = "Layout")]
+    layout: PathBuf,
+    #[serde(rename = "Tags")]
+    tags: Vec<String>,
+}
+
+/// `ocibox inspect --format json`: the resolved image.
+#[derive(serde::Serialize)]
+struct InspectOutput {
+    /// The manifest's digest.
+    digest: String,
+    /// `os/arch[/variant]`.
+    platform: String,
+    manifest: oci_image::spec::image::ImageManifest,
+    config: oci_image::spec::image::ImageConfiguration,
+    layers: Vec<LayerInfo>,
+}
+
+/// A layer of [`InspectOutput`].
+#[derive(serde::Serialize)]
+struct LayerInfo {
+    #[serde(rename = "mediaType")]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(rename = "diffID")]
+    diff_id: String,
 }
 
 fn print_layer(d: &Descriptor, diff_id: &str) {
@@ -784,4 +965,29 @@ fn validate(dir: &Path, verify_content: bool) -> AnyResult<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subcommand_is_in_one_help_group() {
+        let cmd = Cli::command();
+        let mut names: Vec<&str> = cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| c.get_name())
+            .collect();
+        names.push("help");
+        names.sort();
+        let mut grouped: Vec<&str> = GROUPS.iter().flat_map(|g| g.1.iter().copied()).collect();
+        grouped.sort();
+        assert_eq!(names, grouped);
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        cli().debug_assert();
+    }
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use oci_runtime::{CreateOptions, ExecOptions, KillScope, Runtime};
 use oci_spec::runtime::{LinuxResources, Process};
 
@@ -46,6 +46,12 @@ struct Cli {
     /// Print the version.
     #[arg(short = 'v', long = "version")]
     version: bool,
+    /// Print a shell completion script and exit (install: see `scripts/install`).
+    #[arg(long = "generate-completion", hide = true, value_name = "SHELL")]
+    generate_completion: Option<clap_complete::Shell>,
+    /// Write the man pages into a directory and exit.
+    #[arg(long = "generate-man", hide = true, value_name = "DIR")]
+    generate_man: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -339,6 +345,24 @@ fn main() -> ExitCode {
         file: cli.log.clone(),
         json: cli.log_format == "json",
     };
+    if let Some(shell) = cli.generate_completion {
+        clap_complete::generate(shell, &mut Cli::command(), "ocirun", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(dir) = &cli.generate_man {
+        return match examples::manpages::write(Cli::command(), dir) {
+            Ok(pages) => {
+                for p in pages {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ocirun: {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        };
+    }
     if cli.version {
         println!(
             "ocirun version {VERSION}\nspec: {}",
@@ -363,8 +387,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn fail(cli: &Cli, logger: &Logger, e: &dyn std::error::Error) -> ExitCode {
-    let msg = e.to_string();
+fn fail(cli: &Cli, logger: &Logger, e: &(dyn std::error::Error + 'static)) -> ExitCode {
+    // One line, as runc logs it (engines read it back): each cause said once.
+    let msg = examples::report::one_line(e);
     logger.log("error", &msg);
     eprintln!("ocirun: {msg}");
     // runc-exec(8): "Exits with a status of command (unless -d is used), or 255 if an
@@ -376,6 +401,10 @@ fn fail(cli: &Cli, logger: &Logger, e: &dyn std::error::Error) -> ExitCode {
 }
 
 fn run(cli: &Cli, logger: &Logger) -> AnyResult<ExitCode> {
+    // runc refuses a log format it does not know, whatever the command.
+    if !matches!(cli.log_format.as_str(), "text" | "json") {
+        return Err(format!("invalid log-format: {}", cli.log_format).into());
+    }
     if cli.systemd_cgroup {
         return Err(
             "--systemd-cgroup is not supported: use the cgroupfs manager (cgroupsPath as a path)"
@@ -443,18 +472,36 @@ fn run(cli: &Cli, logger: &Logger) -> AnyResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// runc's `state` output: the runtime-spec state plus `rootfs`, `created` and `owner`.
-fn state_json(r: &oci_runtime::ContainerRecord) -> serde_json::Value {
+/// runc's `state` output: the runtime-spec state (runtime.md, "State") plus `rootfs`,
+/// `created` and `owner`, in runc's field order; `pid` is 0 once there is no process.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct RuncState {
+    #[serde(rename = "ociVersion")]
+    oci_version: String,
+    id: String,
+    pid: i32,
+    status: String,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    annotations: Option<std::collections::HashMap<String, String>>,
+    owner: String,
+}
+
+fn state_json(r: &oci_runtime::ContainerRecord) -> RuncState {
     let state = r.oci_state();
-    let mut v = serde_json::to_value(&state).unwrap_or_default();
-    v["status"] = serde_json::Value::String(Runtime::status_name(r));
-    v["rootfs"] = serde_json::Value::String(r.rootfs.display().to_string());
-    v["created"] = serde_json::Value::String(r.created.clone());
-    v["owner"] = serde_json::Value::String(String::new());
-    if state.pid().is_none() {
-        v["pid"] = serde_json::Value::from(0);
+    RuncState {
+        oci_version: state.version().clone(),
+        id: state.id().clone(),
+        pid: state.pid().unwrap_or(0),
+        status: Runtime::status_name(r),
+        bundle: state.bundle().clone(),
+        rootfs: r.rootfs.clone(),
+        created: r.created.clone(),
+        annotations: state.annotations().clone(),
+        owner: String::new(),
     }
-    v
 }
 
 /// runc's `list` owner: the user owning the container's state directory (its name in the
@@ -491,12 +538,11 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> AnyResult<()> {
     }
     match format {
         "json" => {
-            let all: Vec<serde_json::Value> = records
+            let all: Vec<RuncState> = records
                 .iter()
-                .map(|r| {
-                    let mut v = state_json(r);
-                    v["owner"] = serde_json::Value::String(owner(rt, &r.id));
-                    v
+                .map(|r| RuncState {
+                    owner: owner(rt, &r.id),
+                    ..state_json(r)
                 })
                 .collect();
             println!("{}", serde_json::to_string(&all)?);
@@ -562,7 +608,7 @@ fn run_container(rt: &Runtime, a: &CreateArgs, detach: bool, keep: bool) -> AnyR
     if detach {
         if running.console.is_some() {
             let _ = rt.delete(&a.id, true);
-            return Err("a terminal needs --console-socket when detached".into());
+            return Err(oci_runtime::Error::ConsoleSocketRequired.into());
         }
         running.detach();
         return Ok(ExitCode::SUCCESS);
@@ -669,7 +715,7 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> AnyResult<ExitCode> {
     let mut e = rt.exec(&a.id, &process, &opts)?;
     if a.detach {
         if e.console.is_some() {
-            return Err("a terminal needs --console-socket when detached".into());
+            return Err(oci_runtime::Error::ConsoleSocketRequired.into());
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -769,6 +815,8 @@ fn parse_duration(s: &str) -> AnyResult<std::time::Duration> {
 /// runc's event stream: `{"type": "stats", "id": …, "data": {…}}` and `{"type": "oom", …}`.
 fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> AnyResult<()> {
     let interval = parse_duration(interval)?;
+    // runc: events for a container that does not exist is an error, not an empty stream.
+    rt.store().load(id)?;
     let stats = |rt: &Runtime| -> AnyResult<serde_json::Value> {
         Ok(serde_json::json!({"type": "stats", "id": id, "data": rt.stats(id)?}))
     };
