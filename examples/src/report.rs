@@ -37,7 +37,7 @@ fn normalize(s: &str) -> String {
 }
 
 /// The OS error of a failed exec of the container's command, if that is what `e` is.
-fn exec_error(e: &(dyn Error + 'static)) -> Option<&std::io::Error> {
+fn exec_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a std::io::Error> {
     e.downcast_ref::<oci_runtime::Error>()
         .and_then(oci_runtime::Error::exec_error)
         .or_else(|| {
