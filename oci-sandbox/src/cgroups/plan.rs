@@ -254,8 +254,13 @@ mod tests {
         let mut plan = Plan::default();
         plan.push(d.path(), "cpu.shares", "512");
         plan.push(d.path(), "blkio.weight", "500");
-        let err = plan.apply(true).unwrap_err().to_string();
-        assert!(err.contains("blkio.weight") && err.contains("no such cgroup file"));
+        let e = plan.apply(true).unwrap_err();
+        // The error names the file; its cause says what is wrong.
+        let cause = std::error::Error::source(&e)
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        assert!(e.to_string().contains("blkio.weight"), "{e}");
+        assert!(cause.contains("no such cgroup file"), "{cause}");
         assert_eq!(
             std::fs::read_to_string(d.path().join("cpu.shares")).unwrap(),
             "1024\n"
