@@ -55,6 +55,36 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Writes the demo image into `dir/demo` and pushes it with skopeo as `NAME:latest`;
+    /// returns the reference.
+    fn push_demo(&self, dir: &std::path::Path, name: &str) -> String {
+        let layout = dir.join("demo");
+        assert!(
+            ocibox(&dir.join("store"), &["demo", layout.to_str().unwrap()])
+                .status
+                .success()
+        );
+        let image = format!("127.0.0.1:{}/{name}:latest", self.port);
+        let push = Command::new("skopeo")
+            .args([
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:demo", layout.display()),
+                &format!("docker://{image}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            push.status.success(),
+            "{}",
+            String::from_utf8_lossy(&push.stderr)
+        );
+        image
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -77,26 +107,7 @@ fn run_pulls_from_a_registry_then_shares_and_removes() {
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let layout = tmp.path().join("demo");
-    assert!(ocibox(&store, &["demo", layout.to_str().unwrap()])
-        .status
-        .success());
-    let image = format!("127.0.0.1:{}/demo:latest", reg.port);
-    let push = Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-            &format!("oci:{}:demo", layout.display()),
-            &format!("docker://{image}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        push.status.success(),
-        "{}",
-        String::from_utf8_lossy(&push.stderr)
-    );
+    let image = reg.push_demo(tmp.path(), "demo");
 
     // --pull never: not in the store yet.
     assert!(!ocibox(&store, &["run", "--rm", "--pull", "never", &image])
@@ -161,26 +172,7 @@ fn progress_is_drawn_on_a_terminal_only() {
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let layout = tmp.path().join("demo");
-    assert!(ocibox(&store, &["demo", layout.to_str().unwrap()])
-        .status
-        .success());
-    let image = format!("127.0.0.1:{}/progress:latest", reg.port);
-    let push = Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-            &format!("oci:{}:demo", layout.display()),
-            &format!("docker://{image}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        push.status.success(),
-        "{}",
-        String::from_utf8_lossy(&push.stderr)
-    );
+    let image = reg.push_demo(tmp.path(), "progress");
     let ptyrun = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/ptyrun.py");
     let on_pty = |args: &[&str]| {
         let out = Command::new("python3")

@@ -60,6 +60,23 @@ impl Env {
         (out.status.code().unwrap_or(-1), stdout)
     }
 
+    /// `ocibox run --rm IMAGE` prints the demo's report: the motd, pid 1, the overlay root.
+    fn runs_the_demo_report(&self) {
+        let out = self.ocibox(&["run", "--rm", &self.image]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("Hello from the ocibox demo image"), "{text}");
+        assert!(text.contains("pid: 1"), "{text}");
+        assert!(
+            text.contains(" / overlay "),
+            "the root is the container's overlay: {text}"
+        );
+    }
+
     fn ok(&self, opts: &[&str], script: &str) -> String {
         let (code, out) = self.run(opts, script);
         assert_eq!(code, 0, "run {opts:?} {script:?}: {out}");
@@ -81,20 +98,7 @@ impl Drop for Env {
 
 #[test]
 fn the_demo_image_runs_isolated() {
-    let env = Env::new();
-    let out = env.ocibox(&["run", "--rm", &env.image]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("Hello from the ocibox demo image"), "{text}");
-    assert!(text.contains("pid: 1"), "{text}");
-    assert!(
-        text.contains(" / overlay "),
-        "the root is the container's overlay: {text}"
-    );
+    Env::new().runs_the_demo_report();
 }
 
 /// Issue 16: on a host without busybox-static, `ocibox demo` packs the host's /bin/sh with its
@@ -102,16 +106,7 @@ fn the_demo_image_runs_isolated() {
 #[test]
 fn the_demo_image_runs_without_a_static_busybox() {
     let env = Env::with_demo_args(&["--busybox", "/nonexistent/busybox"]);
-    let out = env.ocibox(&["run", "--rm", &env.image]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("Hello from the ocibox demo image"), "{text}");
-    assert!(text.contains("pid: 1"), "{text}");
-    assert!(text.contains(" / overlay "), "{text}");
+    env.runs_the_demo_report();
     // Only the shell is there: busybox's applets are not.
     assert_eq!(env.run(&[], "echo $PATH").1.trim(), "/bin");
     assert_eq!(env.run(&[], "ls /").0, 127);

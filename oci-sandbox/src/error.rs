@@ -91,7 +91,7 @@ pub enum Error {
     },
     /// A cgroup update failed part way. The files it had written before the failure were
     /// put back, except those listed in `left` (each with its value now and before).
-    #[error("{source}; {}", if left.is_empty() { "the files written before it were restored".to_string() } else { format!("left changed: {}", left.join("; ")) })]
+    #[error("cgroup update failed part way; {}", if left.is_empty() { "the files written before it were restored".to_string() } else { format!("left changed: {}", left.join("; ")) })]
     UpdateIncomplete {
         /// The write that failed.
         #[source]
