@@ -44,7 +44,7 @@ const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Images (the store)",
-        &["pull", "push", "images", "rmi", "unpack", "bundle"],
+        &["pull", "push", "images", "rmi", "check", "unpack", "bundle"],
     ),
     (
         "Layouts (DIR, DIR:TAG, DIR@DIGEST)",
@@ -313,8 +313,12 @@ enum Command {
         #[arg(required = true)]
         images: Vec<String>,
     },
-    /// Check the store's unpacked layers against the digests of their trees recorded when
-    /// they were unpacked; exit status 1 if one was changed.
+    /// Check the store's unpacked layers against the digests of their trees (exit status 1 if
+    /// one was changed).
+    #[command(
+        long_about = "Check the store's unpacked layers against the digests of their trees \
+                      recorded when they were unpacked; exit status 1 if one was changed."
+    )]
     Check {
         /// Unpack changed layers again from their blobs (not those a running container uses).
         #[arg(long)]
