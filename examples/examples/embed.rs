@@ -16,8 +16,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 fn main() -> Result<()> {
     let work = tempfile::tempdir()?;
     let dir = work.path();
-    // The demo image (busybox-static from the host) in a layout, resolved for this host.
-    examples::demo::write_demo_image(&dir.join("layout"))?;
+    // The demo image (busybox-static from the host, else its /bin/sh and libraries) in a
+    // layout, resolved for this host.
+    examples::demo::write_demo_image(&dir.join("layout"), &Default::default())?;
     let layout = Layout::open(dir.join("layout"))?;
     let image = layout.resolve("demo", None)?;
     // Flat: every layer into one directory, the bundle's rootfs. Then the layer store: each
