@@ -9,6 +9,8 @@
 mod build_probe;
 #[path = "support/console.rs"]
 mod console;
+#[path = "support/rootless.rs"]
+mod rootless;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,8 +110,18 @@ fn write_bundle(dir: &Path, id: &str, args: &[String], edit: &dyn Fn(&mut Value)
 /// files, not pipes: a created container inherits the runtime's stdio and would hold a pipe
 /// open for its whole life.
 fn runtime(runtime: &str, bundle: &Path, args: &[&str]) -> String {
+    runtime_as(false, runtime, bundle, args)
+}
+
+/// [`runtime`], as the rootless test user when `rootless`.
+fn runtime_as(rootless: bool, runtime: &str, bundle: &Path, args: &[&str]) -> String {
     let (out, err) = (bundle.join("stdout"), bundle.join("stderr"));
-    let status = Command::new(runtime)
+    let mut cmd = if rootless {
+        rootless::command(runtime, &bundle.join("xdg"))
+    } else {
+        Command::new(runtime)
+    };
+    let status = cmd
         .arg("--root")
         .arg(bundle.join("state"))
         .args(args)
@@ -131,12 +143,18 @@ fn report(runtime: &str, stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{runtime}: {e}: {stdout}"))
 }
 
-/// Deletes a container (and its cgroup) even when the test fails.
-struct Delete<'a>(&'a str, &'a Path, &'a str);
+/// Deletes a container (and its cgroup) even when the test fails; as the rootless test user
+/// when the last field is true.
+struct Delete<'a>(&'a str, &'a Path, &'a str, bool);
 
 impl Drop for Delete<'_> {
     fn drop(&mut self) {
-        let _ = Command::new(self.0)
+        let mut cmd = if self.3 {
+            rootless::command(self.0, &self.1.join("xdg"))
+        } else {
+            Command::new(self.0)
+        };
+        let _ = cmd
             .arg("--root")
             .arg(self.1.join("state"))
             .args(["delete", "--force", self.2])
@@ -224,16 +242,32 @@ fn normalise(mut r: Value, rootfs: &Path) -> Value {
 /// runc and for ocirun, each in a bundle of its own, and returns the differences between
 /// the two reports. The containers are deleted even when the test fails.
 fn side_by_side(name: &str, scenario: &dyn Fn(&str, &Path, &str) -> String) -> BTreeSet<String> {
+    side_by_side_as(false, name, scenario)
+}
+
+/// [`side_by_side`], the runtimes run as the rootless test user when `rootless` (the
+/// bundle directories are the user's).
+fn side_by_side_as(
+    rootless: bool,
+    name: &str,
+    scenario: &dyn Fn(&str, &Path, &str) -> String,
+) -> BTreeSet<String> {
     let dir = tempfile::Builder::new()
         .prefix("ocirun-parity-")
         .tempdir()
         .unwrap();
+    if rootless {
+        rootless::give(dir.path());
+    }
     let mut reports = Vec::new();
     for (rt, short) in RUNTIMES {
         let b = dir.path().join(short);
         std::fs::create_dir(&b).unwrap();
+        if rootless {
+            rootless::give(&b);
+        }
         let id = format!("parity-{name}-{short}-{}", std::process::id());
-        let _delete = Delete(rt, &b, &id);
+        let _delete = Delete(rt, &b, &id, rootless);
         let out = scenario(rt, &b, &id);
         reports.push(normalise(report(rt, &out), &b.join("rootfs")));
     }
@@ -342,11 +376,25 @@ fn masked_files() -> Vec<String> {
 ///
 /// `userns`: runc then binds its masks from the host's /dev/null too, and without nosuid.
 fn deliberate(userns: bool) -> BTreeSet<String> {
-    let (runc_null, ids) = if userns {
-        ("devtmpfs rw,relatime", ",uid=100000,gid=100000")
+    if userns {
+        deliberate_with("devtmpfs rw,relatime", ",uid=100000,gid=100000")
     } else {
-        ("tmpfs rw,nosuid", "")
-    };
+        deliberate_with("tmpfs rw,nosuid", "")
+    }
+}
+
+/// [`deliberate`] for a rootless container: as in a user namespace, the tmpfs owned by the
+/// host id of the container's root, the test user.
+fn deliberate_rootless() -> BTreeSet<String> {
+    let u = rootless::user();
+    deliberate_with(
+        "devtmpfs rw,relatime",
+        &format!(",uid={},gid={}", u.uid, u.gid),
+    )
+}
+
+/// The deliberate differences, given runc's source of masked files and the tmpfs owner.
+fn deliberate_with(runc_null: &str, ids: &str) -> BTreeSet<String> {
     let cgroup = "/sys/fs/cgroup tmpfs";
     let flags = "nosuid,nodev,noexec,relatime";
     [
@@ -555,7 +603,7 @@ fn hooks_see_the_same_state_env_and_cwd() {
         let b = dir.path().join(short);
         std::fs::create_dir(&b).unwrap();
         let id = format!("parity-hooks-{short}-{}", std::process::id());
-        let _delete = Delete(rt, &b, &id);
+        let _delete = Delete(rt, &b, &id, false);
         views.push(hook_views(rt, &b, &id));
     }
     let mut differences = Vec::new();
@@ -753,7 +801,7 @@ fn kill_of_a_stopped_container() {
         let b = dir.path().join(short);
         std::fs::create_dir(&b).unwrap();
         let id = format!("parity-kill-{short}-{}", std::process::id());
-        let _delete = Delete(rt, &b, &id);
+        let _delete = Delete(rt, &b, &id, false);
         let args = ["sh".into(), "-c".into(), "sleep 1000 & exit 0".into()];
         write_bundle(&b, &id, &args, &|s| {
             s["linux"]["namespaces"]
@@ -852,7 +900,7 @@ fn missing_and_non_executable_programs_are_worded_as_runc() {
             let b = dir.path().join(format!("{short}-{n}"));
             std::fs::create_dir(&b).unwrap();
             let id = format!("parity-noexec-{short}-{n}-{}", std::process::id());
-            let _delete = Delete(rt, &b, &id);
+            let _delete = Delete(rt, &b, &id, false);
             setup(&b, &id, &args);
             results.push(runtime_result(
                 rt,
@@ -877,7 +925,7 @@ fn missing_and_non_executable_programs_are_worded_as_runc() {
         let b = dir.path().join(format!("{short}-exec"));
         std::fs::create_dir(&b).unwrap();
         let id = format!("parity-noexec-{short}-exec-{}", std::process::id());
-        let _delete = Delete(rt, &b, &id);
+        let _delete = Delete(rt, &b, &id, false);
         setup(&b, &id, &["sleep".into(), "1000".into()]);
         runtime(
             rt,
@@ -902,4 +950,76 @@ fn missing_and_non_executable_programs_are_worded_as_runc() {
             "{short}"
         );
     }
+}
+
+/// The config `ocirun spec --rootless` writes, made by the test user (runc's rootless
+/// template applied to Docker's default config: the user's own ids mapped to root, no network
+/// namespace, /sys bound from the host, no resources).
+fn rootless_template(dir: &Path) -> Value {
+    let d = dir.join("template");
+    std::fs::create_dir(&d).unwrap();
+    rootless::give(&d);
+    let out = rootless::command(env!("CARGO_BIN_EXE_ocirun"), &dir.join("xdg"))
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap()
+}
+
+/// The probe run by runc and by ocirun as the rootless test user, on the config of
+/// `ocirun spec --rootless` (its process and root replaced by the probe's) changed by `edit`.
+fn rootless_differences(name: &str, edit: &dyn Fn(&mut Value)) -> BTreeSet<String> {
+    let dir = tempfile::Builder::new()
+        .prefix("ocirun-rootless-spec-")
+        .tempdir()
+        .unwrap();
+    rootless::give(dir.path());
+    let template = rootless_template(dir.path());
+    side_by_side_as(true, name, &|rt, b, id| {
+        write_bundle(b, id, &probe_args(), &|s| {
+            let (process, root) = (s["process"].clone(), s["root"].clone());
+            *s = template.clone();
+            s["process"]["args"] = process["args"].clone();
+            s["process"]["env"] = process["env"].clone();
+            s["process"]["terminal"] = json!(false);
+            s["root"] = root;
+            s["hostname"] = json!("parity");
+            edit(s);
+        });
+        rootless::give(b);
+        runtime_as(true, rt, b, &["run", "--bundle", b.to_str().unwrap(), id])
+    })
+}
+
+/// Rootless, as an ordinary user with subordinate ids (runc's "rootless containers"): the
+/// bundle of `ocirun spec --rootless` run by runc and by ocirun as that user. On this cgroup
+/// v1 host the user may create no cgroup, and the config sets no limits: both runtimes leave
+/// the container in the user's own cgroups.
+#[test]
+fn rootless_template_as_an_ordinary_user() {
+    let d = rootless_differences("rootless", &|_| {});
+    assert_only(&d, &deliberate_rootless());
+}
+
+/// The same with more than the user's own id mapped: uids and gids 1-65536 of the container
+/// are the user's subordinate ones, written by newuidmap and newgidmap (config-linux.md "User
+/// namespace mappings"), and the process runs as one of them.
+#[test]
+fn rootless_with_subordinate_ids_through_newuidmap() {
+    let u = rootless::user();
+    let d = rootless_differences("rootless-subid", &|s| {
+        s["process"]["user"] = json!({"uid": 1000, "gid": 1000, "umask": 18});
+        s["process"]["cwd"] = json!("/tmp");
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": u.uid, "size": 1},
+            {"containerID": 1, "hostID": u.subid, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": u.gid, "size": 1},
+            {"containerID": 1, "hostID": u.subid, "size": 65536}]);
+    });
+    assert_only(&d, &deliberate_rootless());
 }

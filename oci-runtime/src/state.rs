@@ -1,5 +1,5 @@
 //! The container state store (runtime.md, "State"): one directory per container under a root
-//! (default `/run/ocirun`), `state.json` written atomically, an exclusive lock per container
+//! (default `/run/ocirun`, `$XDG_RUNTIME_DIR/ocirun` when rootless: [`default_root`]), `state.json` written atomically, an exclusive lock per container
 //! against concurrent operations on the same id.
 
 use std::collections::HashMap;
@@ -17,6 +17,21 @@ use crate::error::{Error, Result};
 pub const DEFAULT_ROOT: &str = "/run/ocirun";
 
 const STATE_FILE: &str = "state.json";
+
+/// The state root to use when none is given: `$XDG_RUNTIME_DIR/ocirun` for a rootless caller
+/// (as runc uses `$XDG_RUNTIME_DIR/runc`: a non-root effective uid, or root of a user namespace
+/// whose `$USER` is not root, such as `podman unshare`), else [`DEFAULT_ROOT`].
+pub fn default_root() -> PathBuf {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let honour = euid != 0
+        || (oci_sandbox::in_user_namespace() && std::env::var("USER").is_ok_and(|u| u != "root"));
+    match xdg {
+        Some(dir) if honour => PathBuf::from(dir).join("ocirun"),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
 
 /// Checks a container id: letters, digits and `_ + - .`, not `.` or `..`, at most 1024
 /// bytes (runc's rule), so that an id can never name a path outside the state root.

@@ -130,6 +130,30 @@ pub enum Error {
         /// `linux.resources.memory.limit`, as configured.
         limit: String,
     },
+    /// A rootless container's user namespace maps could not be written by `newuidmap` or
+    /// `newgidmap` (config-linux.md "User namespace mappings"): typically a range that is not
+    /// the user's in `/etc/subuid` or `/etc/subgid`, or the helper is missing.
+    #[error("{helper} {args} failed: {reason}")]
+    IdMapHelper {
+        /// `newuidmap` or `newgidmap`.
+        helper: &'static str,
+        /// Its arguments after the pid (container id, host id, size triples).
+        args: String,
+        /// What it said.
+        reason: String,
+    },
+    /// A rootless container asks for resource limits but its cgroup cannot be created: the
+    /// host has not delegated a cgroup subtree to the user.
+    #[error("cgroup {}: {source}: {needed}", path.display())]
+    RootlessCgroup {
+        /// The cgroup directory that could not be created.
+        path: PathBuf,
+        /// The delegation the host needs.
+        needed: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// The operation is not valid in the container's current state (e.g. `start` twice).
     #[error("cannot {op}: container is {state}")]
     State {

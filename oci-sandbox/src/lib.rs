@@ -65,6 +65,7 @@ mod mounts;
 mod namespaces;
 mod process;
 mod rlimits;
+mod rootless;
 pub mod seccomp;
 mod spawn;
 mod stdio;
@@ -76,6 +77,7 @@ pub use exe::{protect_exe, ExeProtection};
 pub use exec::{Exec, ExecOptions};
 pub use mounts::{mount_options, sysctl_namespace};
 pub use oci_spec::runtime::Spec;
+pub use rootless::{in_user_namespace, is_rootless};
 pub use stdio::Stdio;
 
 use cgroups::Cgroup;
@@ -687,7 +689,69 @@ impl Sandbox {
         };
         let hostname = name(spec.hostname(), "hostname")?;
         let domainname = name(spec.domainname(), "domainname")?;
-        let mut mounts = mounts::plan(spec, linux, &ns, &rootfs, options.bundle.as_deref())?;
+        let mut guard = Guard {
+            pids: Vec::new(),
+            cgroup: None,
+        };
+        let rootless = rootless::is_rootless();
+        let stripped;
+        let resources = match linux.resources().as_ref() {
+            // Device rules cannot be set without privileges over the host (v1's devices.allow
+            // needs CAP_SYS_ADMIN there, v2's BPF program too): runc ignores them when
+            // rootless, and a user namespace cannot make device nodes anyway.
+            Some(r) if rootless && r.devices().is_some() => {
+                let mut r = r.clone();
+                r.set_devices(None);
+                stripped = r;
+                Some(&stripped)
+            }
+            r => r,
+        };
+        let limits = resources.is_some_and(|r| r != &Default::default());
+        let mut cgroups = spawn::CgroupJoin::default();
+        // config-linux.md "Control groups": without a cgroupsPath, "the behavior is
+        // implementation-defined": resources without a path get a cgroup of their own, unique
+        // to this call.
+        let path = match linux.cgroups_path() {
+            Some(p) => Some(p.clone()),
+            None if limits => Some(default_cgroups_path()),
+            None => None,
+        };
+        if let Some(path) = path {
+            match Cgroup::create(&path, resources) {
+                Ok(cg) => {
+                    // In the guard first: a failure below removes it.
+                    let cg = guard.cgroup.insert(cg);
+                    cgroups = open_procs(&cg.procs_files())?;
+                }
+                // Rootless without a delegated cgroup (v1, or v2 without delegation): no
+                // cgroup of its own when nothing needs one, as runc does; a clear error when
+                // limits do.
+                Err(e) if rootless && rootless::is_permission(&e) => {
+                    if limits {
+                        let (path, source) = match e {
+                            Error::Cgroup { path, source } => (path, source),
+                            other => (path.clone(), std::io::Error::other(other.to_string())),
+                        };
+                        return Err(Error::RootlessCgroup {
+                            needed: rootless::delegation_needed(&path),
+                            path,
+                            source,
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let cgroup_path = guard.cgroup.as_ref().map(|c| c.path());
+        let mut mounts = mounts::plan(
+            spec,
+            linux,
+            &ns,
+            &rootfs,
+            options.bundle.as_deref(),
+            cgroup_path.as_deref(),
+        )?;
         mounts.no_pivot = options.no_pivot;
         // MS_MOVE of the rootfs is refused under a shared parent.
         refuse(
@@ -706,29 +770,6 @@ impl Sandbox {
             .map(process::plan_personality)
             .transpose()?;
 
-        let mut guard = Guard {
-            pids: Vec::new(),
-            cgroup: None,
-        };
-        let resources = linux.resources().as_ref();
-        let mut cgroups = spawn::CgroupJoin::default();
-        match linux.cgroups_path() {
-            Some(path) => {
-                // In the guard first: a failure below removes it.
-                let cg = guard.cgroup.insert(Cgroup::create(path, resources)?);
-                cgroups = open_procs(&cg.procs_files())?;
-            }
-            // config-linux.md "Control groups": "If the value is not specified, the
-            // behavior is implementation-defined": resources without a path get a cgroup of
-            // their own, unique to this call.
-            None if resources.is_some_and(|r| r != &Default::default()) => {
-                let cg = guard
-                    .cgroup
-                    .insert(Cgroup::create(&default_cgroups_path(), resources)?);
-                cgroups = open_procs(&cg.procs_files())?;
-            }
-            None => {}
-        }
         let min_fd = 3 + options.preserve_fds as i32;
         let mut stdio = stdio::prepare(std::mem::take(&mut options.stdio), min_fd)?;
         if process.terminal && stdio.any() {

@@ -200,6 +200,10 @@ pub(crate) struct MountPlan {
     symlink: Option<(CString, Dest)>,
     /// Not a mount: `mount(MS_REMOUNT | flags)` of what is mounted at `dest`.
     remount_only: bool,
+    /// A sysfs mount: if the kernel refuses it (EPERM, or EBUSY: a user namespace without a
+    /// network namespace of its own, such as a rootless container's), the host's `/sys` is
+    /// bound recursively instead, with the mount's flags, as runc does.
+    sysfs_fallback: bool,
 }
 
 /// Everything of the filesystem set-up, ready for the child.
@@ -745,6 +749,7 @@ fn mount_plan(
     } else {
         (flags, None)
     };
+    let sysfs_fallback = !bind && typ == "sysfs";
     Ok(vec![MountPlan {
         dest,
         is_file,
@@ -757,6 +762,7 @@ fn mount_plan(
         propagation: props,
         symlink: None,
         remount_only: false,
+        sysfs_fallback,
     }])
 }
 
@@ -780,6 +786,7 @@ fn fs_mount(
         propagation: Vec::new(),
         symlink: None,
         remount_only: false,
+        sysfs_fallback: false,
     })
 }
 
@@ -903,6 +910,7 @@ pub(crate) fn plan(
     ns: &crate::namespaces::Plan,
     rootfs: &Path,
     bundle: Option<&Path>,
+    cgroup_path: Option<&Path>,
 ) -> Result<Plan> {
     if linux.mount_label().is_some() {
         return Err(Error::Unsupported {
@@ -942,7 +950,7 @@ pub(crate) fn plan(
             .iter()
             .flatten()
             .any(|n| n.typ() == LinuxNamespaceType::Cgroup),
-        path: linux.cgroups_path().as_deref(),
+        path: cgroup_path,
     };
     let mut mounts = Vec::new();
     let mut copy_ups = Vec::new();
@@ -1114,16 +1122,27 @@ pub(crate) fn mount_all(plan: &Plan, rootfd: c_int) -> CResult {
         } else {
             m.data.as_ptr()
         };
-        let r = sys::mount(m.source.as_ptr(), target.as_ptr(), fstype, m.flags, data);
+        let mut r = sys::mount(m.source.as_ptr(), target.as_ptr(), fstype, m.flags, data);
+        let mut remount_flags = m.remount;
+        if m.sysfs_fallback && matches!(r, Err(libc::EPERM) | Err(libc::EBUSY)) {
+            r = sys::mount(
+                c"/sys".as_ptr(),
+                target.as_ptr(),
+                NULL,
+                libc::MS_BIND | libc::MS_REC,
+                NULL,
+            );
+            remount_flags = (m.flags != 0).then_some(libc::MS_REMOUNT | libc::MS_BIND | m.flags);
+        }
         sys::close(fd);
         r.map_err(|e| sys::fail(Step::Mount, i, e))?;
-        if m.remount.is_none() && m.propagation.is_empty() {
+        if remount_flags.is_none() && m.propagation.is_empty() {
             continue;
         }
         // Reopen: the new fd names the root of the mount just made, not the directory under it.
         let fd = resolve(rootfd, &m.dest, Create::No, Step::MountDest, i)?;
         let result = (|| {
-            if let Some(flags) = m.remount {
+            if let Some(flags) = remount_flags {
                 remount(fd, flags).map_err(|e| sys::fail(Step::MountRemount, i, e))?;
             }
             let target = FdPath::new(fd);

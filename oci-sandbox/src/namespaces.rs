@@ -6,6 +6,7 @@
 //! its capabilities in the new namespace.
 
 use crate::error::{Error, Result};
+use crate::rootless::{self, MapWriter};
 use crate::sys::{self, CResult, Step};
 use libc::c_int;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
@@ -14,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// What the set-up process does with namespaces, prepared before fork.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Plan {
     /// `CLONE_NEW*` flags to unshare (after the joins).
     pub unshare: c_int,
@@ -24,6 +25,11 @@ pub(crate) struct Plan {
     /// `/proc/PID/uid_map` and `gid_map` contents, written by the parent.
     pub uid_map: String,
     pub gid_map: String,
+    /// How each map is written: directly, or by `newuidmap` / `newgidmap` (rootless).
+    pub uid_writer: MapWriter,
+    pub gid_writer: MapWriter,
+    /// The maps are written by a runtime without privileges (euid != 0).
+    pub unprivileged: bool,
     /// `/proc/self/timens_offsets` contents for a new time namespace.
     pub time_offsets: Option<CString>,
     /// Whether the container gets a new mount namespace (required: pivot_root needs one).
@@ -107,6 +113,32 @@ pub(crate) fn flag(t: LinuxNamespaceType) -> c_int {
     }
 }
 
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            unshare: 0,
+            joins: Vec::new(),
+            uid_map: String::new(),
+            gid_map: String::new(),
+            uid_writer: MapWriter::Direct,
+            gid_writer: MapWriter::Direct,
+            unprivileged: false,
+            time_offsets: None,
+            new_mount: false,
+            has_uts: false,
+            pid_joined: false,
+            runtimes_own: 0,
+            own_paths: Vec::new(),
+        }
+    }
+}
+
+fn triples(maps: &[oci_spec::runtime::LinuxIdMapping]) -> Vec<(u32, u32, u32)> {
+    maps.iter()
+        .map(|m| (m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
 fn map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
@@ -166,6 +198,14 @@ pub(crate) fn plan(linux: &Linux) -> Result<Plan> {
         }
         plan.uid_map = map_text(uid);
         plan.gid_map = map_text(gid);
+        // runc's RootlessEUID: without privileges over the host, only a single mapping of
+        // one's own id can be written directly (user_namespaces(7)); the rest goes through
+        // the setuid helpers, which check /etc/subuid and /etc/subgid.
+        // SAFETY: geteuid and getegid cannot fail.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        plan.unprivileged = euid != 0;
+        plan.uid_writer = rootless::map_writer(euid != 0, euid, &triples(uid));
+        plan.gid_writer = rootless::map_writer(euid != 0, egid, &triples(gid));
     } else if !uid.is_empty() || !gid.is_empty() {
         // config-linux.md "User namespace mappings" only make sense for a new user namespace.
         return Err(Error::invalid(
@@ -201,10 +241,26 @@ pub(crate) fn plan(linux: &Linux) -> Result<Plan> {
 }
 
 /// Writes the user namespace maps of `pid` (config-linux.md "User namespace mappings").
+/// Without privileges, a gid map written directly needs `deny` in `/proc/PID/setgroups`
+/// first (user_namespaces(7), "The /proc/[pid]/setgroups file"): the container can then never
+/// call setgroups(2), as under runc.
 pub(crate) fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {
-    for (file, text) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
-        let path = Path::new("/proc").join(pid.to_string()).join(file);
-        std::fs::write(&path, text.as_bytes()).map_err(Error::sys("write id map", path))?;
+    let proc = Path::new("/proc").join(pid.to_string());
+    if plan.unprivileged && plan.gid_writer == MapWriter::Direct {
+        let path = proc.join("setgroups");
+        std::fs::write(&path, b"deny").map_err(Error::sys("write setgroups", path))?;
+    }
+    for (file, text, writer, helper) in [
+        ("uid_map", &plan.uid_map, &plan.uid_writer, "newuidmap"),
+        ("gid_map", &plan.gid_map, &plan.gid_writer, "newgidmap"),
+    ] {
+        match writer {
+            MapWriter::Direct => {
+                let path = proc.join(file);
+                std::fs::write(&path, text.as_bytes()).map_err(Error::sys("write id map", path))?;
+            }
+            MapWriter::Helper(args) => rootless::run_helper(helper, pid, args)?,
+        }
     }
     Ok(())
 }

@@ -36,7 +36,9 @@ pub(crate) struct Plan {
     pub cwd: CString,
     uid: u32,
     gid: u32,
-    groups: Vec<libc::gid_t>,
+    /// Supplementary groups to set; `None` for a rootless container, which never calls
+    /// setgroups(2) (see `rootless`).
+    groups: Option<Vec<libc::gid_t>>,
     umask: Option<libc::mode_t>,
     no_new_privs: bool,
     pub caps: Option<caps::Plan>,
@@ -314,6 +316,24 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
         .collect::<Result<_>>()?;
     let cwd = CString::new(p.cwd().as_os_str().as_encoded_bytes())
         .map_err(|_| Error::invalid("process.cwd", "NUL byte"))?;
+    // SAFETY: geteuid cannot fail.
+    let groups = if unsafe { libc::geteuid() } != 0 {
+        // As runc: setgroups(2) is denied in a user namespace whose gid map an unprivileged
+        // process wrote, and a rootless container has no groups to give but its own.
+        if p.user()
+            .additional_gids()
+            .as_ref()
+            .is_some_and(|g| !g.is_empty())
+        {
+            return Err(Error::invalid(
+                "process.user.additionalGids",
+                "a rootless container cannot set additional groups",
+            ));
+        }
+        None
+    } else {
+        Some(p.user().additional_gids().clone().unwrap_or_default())
+    };
     let program = Program {
         arg0: arg0.to_string(),
         searched: !arg0.contains('/'),
@@ -333,7 +353,7 @@ pub(crate) fn plan(p: &Process, seccomp: Option<Arc<Compiled>>) -> Result<Plan> 
         cwd,
         uid: p.user().uid(),
         gid: p.user().gid(),
-        groups: p.user().additional_gids().clone().unwrap_or_default(),
+        groups,
         umask: p.user().umask(),
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         caps: caps::plan(p.capabilities().as_ref())?,
@@ -466,7 +486,9 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
             Step::Setuid,
             0,
         )?;
-        sys::check(sys::setgroups(&p.groups), Step::Setgroups, 0)?;
+        if let Some(groups) = &p.groups {
+            sys::check(sys::setgroups(groups), Step::Setgroups, 0)?;
+        }
         sys::check(sys::setresgid(p.gid), Step::Setgid, 0)?;
         sys::check(sys::setresuid(p.uid), Step::Setuid, 0)?;
         sys::check(

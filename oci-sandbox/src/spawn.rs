@@ -348,8 +348,21 @@ fn stage1_inner(p: &ChildPlan, in_cgroup: bool) -> CResult {
     sys::close_others(&p.keep_fds)?;
     join_cgroups(&p.cgroups.procs, p.cgroups.into.filter(|_| in_cgroup))?;
     namespaces::enter(&p.ns, || {
+        // A rootless runtime writes the maps (and setgroups) of this process as its owner,
+        // which a non-dumpable process's /proc files do not have (they belong to root until
+        // the maps exist): dumpable for that moment only, as runc's nsexec does. Nothing
+        // else is in this new user namespace yet.
+        let rootless = p.ns.unprivileged;
+        if rootless {
+            // SAFETY: plain prctl.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        }
         sync::send(p.sock, Msg::NeedIdMap).map_err(|e| sys::fail(Step::Sync, 0, e))?;
         sync::expect(p.sock, Msg::Continue, Step::IdMapWait)?;
+        if rootless {
+            // SAFETY: plain prctl.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        }
         sys::check(sys::setresgid(0), Step::SetIdsRoot, 0)?;
         sys::check(sys::setresuid(0), Step::SetIdsRoot, 0)?;
         Ok(())

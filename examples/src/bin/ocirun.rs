@@ -22,9 +22,10 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
     disable_version_flag = true
 )]
 struct Cli {
-    /// Root directory for storage of container state.
-    #[arg(long, global = true, default_value = oci_runtime::DEFAULT_ROOT)]
-    root: PathBuf,
+    /// Root directory for storage of container state (default /run/ocirun, or
+    /// $XDG_RUNTIME_DIR/ocirun when rootless).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Write runtime logs to this file (default: stderr).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -414,9 +415,10 @@ fn run(cli: &Cli, logger: &Logger) -> AnyResult<ExitCode> {
     let Some(command) = &cli.command else {
         return Err("no command given; see --help".into());
     };
-    let rt = || Runtime::new(&cli.root);
+    let root = cli.root.clone().unwrap_or_else(oci_runtime::default_root);
+    let rt = || Runtime::new(&root);
     if cli.debug {
-        logger.log("debug", &format!("root {}", cli.root.display()));
+        logger.log("debug", &format!("root {}", root.display()));
     }
     match command {
         Command::Create(a) => {
@@ -950,31 +952,75 @@ fn spec(bundle: &Path, rootless: bool) -> AnyResult<()> {
         p.set_terminal(Some(true));
     }
     if rootless {
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        if let Some(linux) = spec.linux_mut() {
-            let mut ns = linux.namespaces().clone().unwrap_or_default();
-            ns.retain(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network);
-            ns.push(
-                oci_spec::runtime::LinuxNamespaceBuilder::default()
-                    .typ(oci_spec::runtime::LinuxNamespaceType::User)
-                    .build()?,
-            );
-            linux.set_namespaces(Some(ns));
-            let map = |host: u32| {
-                oci_spec::runtime::LinuxIdMappingBuilder::default()
-                    .container_id(0u32)
-                    .host_id(host)
-                    .size(1u32)
-                    .build()
-            };
-            linux.set_uid_mappings(Some(vec![map(uid)?]));
-            linux.set_gid_mappings(Some(vec![map(gid)?]));
-            linux.set_resources(None);
-        }
+        to_rootless(&mut spec)?;
     }
     let bytes = serde_json::to_vec_pretty(&spec)?;
     std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// runc's rootless template (`runc spec --rootless`, libcontainer/specconv's ToRootless),
+/// applied to the default config: no network namespace and a new user namespace mapping the
+/// caller's effective uid and gid to root, `/sys` bound read-only from the host (sysfs needs a
+/// network namespace of the container's own), no `uid=` or `gid=` mount options (those ids
+/// are not mapped), and no resources (an unprivileged user has no cgroup to set them in).
+fn to_rootless(spec: &mut oci_spec::runtime::Spec) -> AnyResult<()> {
+    use oci_spec::runtime::{
+        LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder,
+    };
+    // SAFETY: geteuid/getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if let Some(linux) = spec.linux_mut() {
+        let mut ns = linux.namespaces().clone().unwrap_or_default();
+        ns.retain(|n| {
+            !matches!(
+                n.typ(),
+                LinuxNamespaceType::Network | LinuxNamespaceType::User
+            )
+        });
+        ns.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()?,
+        );
+        linux.set_namespaces(Some(ns));
+        let map = |host: u32| {
+            LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(host)
+                .size(1u32)
+                .build()
+        };
+        linux.set_uid_mappings(Some(vec![map(uid)?]));
+        linux.set_gid_mappings(Some(vec![map(gid)?]));
+        linux.set_resources(None);
+    }
+    let mut mounts = Vec::new();
+    for mut m in spec.mounts().clone().unwrap_or_default() {
+        if Path::new(m.destination())
+            .components()
+            .eq(Path::new("/sys").components())
+        {
+            mounts.push(
+                MountBuilder::default()
+                    .destination("/sys")
+                    .typ("none")
+                    .source("/sys")
+                    .options(["rbind", "nosuid", "noexec", "nodev", "ro"].map(String::from))
+                    .build()?,
+            );
+            continue;
+        }
+        if let Some(opts) = m.options().clone() {
+            m.set_options(Some(
+                opts.into_iter()
+                    .filter(|o| !o.starts_with("gid=") && !o.starts_with("uid="))
+                    .collect(),
+            ));
+        }
+        mounts.push(m);
+    }
+    spec.set_mounts(Some(mounts));
     Ok(())
 }
 

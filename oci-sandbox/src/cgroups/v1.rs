@@ -64,10 +64,22 @@ impl Cgroup {
                 cg.dirs.push((ctrls.clone(), dir));
             }
             // Hybrid host: the cgroup2 hierarchy gets the controllers that are only there.
-            if let Some(h) = hs.iter().find(|h| h.controllers.is_none()) {
+            // Rootless, only when the config asks for something there: moving a process
+            // between cgroup2 cgroups needs write access to their common ancestor's
+            // cgroup.procs (cgroup-v2.rst "Delegation Containment"), which a user given
+            // a v1 subtree is not given in the unified hierarchy.
+            let unified_res = resources.map(unified_part);
+            let wanted = !crate::rootless::is_rootless()
+                || unified_res
+                    .as_ref()
+                    .is_some_and(|r| r != &Default::default());
+            if let Some(h) = hs
+                .iter()
+                .find(|h| h.controllers.is_none())
+                .filter(|_| wanted)
+            {
                 let dir = super::resolve(&h.mount, None, path)?;
                 let rel = dir.strip_prefix(&h.mount).unwrap_or(&dir).to_path_buf();
-                let unified_res = resources.map(unified_part);
                 cg.unified = Some(super::v2::Cgroup::create(
                     &h.mount,
                     &rel,
