@@ -758,7 +758,13 @@ impl Sandbox {
             options.no_pivot && mounts.shared_root(),
             "linux.rootfsPropagation (shared) with no-pivot",
         )?;
-        let devices = devices::plan(linux, ns.new_user(), mounts.dev_is_bind)?;
+        // In a user namespace, new or the runtime's own (rootless, or an engine's user namespace
+        // as podman's), mknod(2) of a device is refused: bind the host's nodes, as runc does.
+        let devices = devices::plan(
+            linux,
+            ns.new_user() || rootless::in_user_namespace(),
+            mounts.dev_is_bind,
+        )?;
         let (seccomp, mut notifier) =
             seccomp::prepare(linux.seccomp().as_ref(), 3 + options.preserve_fds as i32)?;
         let mut process = process::plan(process, seccomp)?;
