@@ -609,6 +609,34 @@ fn default_cgroups_path() -> PathBuf {
     PathBuf::from(format!("/oci-sandbox/{}-{n}-{t:x}", std::process::id()))
 }
 
+/// Refuses a rootfs path with a symlink in it (runc's hardening after CVE-2019-19921: a
+/// rootfs that is a symlink can be swapped under the runtime, between its checks and its
+/// mounts).
+fn refuse_symlinked_root(rootfs: &Path) -> Result<()> {
+    let abs = if rootfs.is_absolute() {
+        rootfs.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(Error::sys("getcwd", None))?
+            .join(rootfs)
+    };
+    let mut at = PathBuf::new();
+    for c in abs.components() {
+        at.push(c);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::invalid(
+                "root.path",
+                format!(
+                    "{} is a symlink ({} is one): give the real path",
+                    rootfs.display(),
+                    at.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A pidfd of our own child `pid` (not yet reaped, so the pid is still that process), where
 /// the kernel has pidfd_open(2) (5.3); clone3's `CLONE_PIDFD` gives one directly.
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -665,6 +693,7 @@ impl Sandbox {
             "uidMappings (top level)",
         )?;
         lsm::check(process)?;
+        refuse_symlinked_root(rootfs)?;
         let rootfs = rootfs
             .canonicalize()
             .map_err(Error::sys("canonicalize", rootfs.to_path_buf()))?;

@@ -620,6 +620,21 @@ fn mount_plan(
     }
     let dest = Dest::new(m.destination(), "mounts[].destination")?;
     let typ = m.typ().clone().unwrap_or_default();
+    if typ == "proc" {
+        // CVE-2019-19921 (runc's hardening): a procfs mounted through a symlink the image put
+        // at the destination lands wherever the image chose (over a tmpfs it controls, so
+        // that later /proc writes go to fake files). Refused, as runc does.
+        let at = rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
+        if std::fs::symlink_metadata(&at).is_ok_and(|md| md.file_type().is_symlink()) {
+            return Err(Error::invalid(
+                "mounts[].destination",
+                format!(
+                    "the proc mount's destination {} is a symlink in the rootfs",
+                    m.destination().display()
+                ),
+            ));
+        }
+    }
     let mut flags: c_ulong = 0;
     let mut bind = typ == "bind";
     let mut recursive = false;
