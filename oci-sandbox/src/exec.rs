@@ -196,6 +196,7 @@ struct ExecPlan {
     final_keep: Vec<c_int>,
     init_slot: u64,
     stdio: [c_int; 3],
+    runtime_pid: libc::pid_t,
 }
 
 fn stage1(p: &ExecPlan, in_cgroup: bool) -> ! {
@@ -203,6 +204,7 @@ fn stage1(p: &ExecPlan, in_cgroup: bool) -> ! {
 }
 
 fn stage1_inner(p: &ExecPlan, in_cgroup: bool) -> CResult {
+    sys::die_with_parent(p.runtime_pid)?;
     spawn::apply_stdio(&p.stdio)?;
     sys::close_others(&p.keep_fds)?;
     spawn::join_cgroups(&p.cgroups.procs, p.cgroups.into.filter(|_| in_cgroup))?;
@@ -218,6 +220,7 @@ fn stage1_inner(p: &ExecPlan, in_cgroup: bool) -> CResult {
 }
 
 fn child(p: &ExecPlan) -> CResult<sys::ChildError> {
+    sys::die_with_parent(p.runtime_pid)?;
     sync::expect(p.sock, Msg::Continue, Step::Sync)?;
     sys::new_session()?;
     if p.process.terminal {
@@ -305,6 +308,8 @@ impl Sandbox {
             sock: child_sock.as_raw_fd(),
             keep_fds,
             final_keep,
+            // SAFETY: getpid cannot fail.
+            runtime_pid: unsafe { libc::getpid() },
             init_slot: slot.addr(),
             stdio: stdio.raw(),
         };

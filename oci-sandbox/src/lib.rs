@@ -303,6 +303,8 @@ pub struct Container {
     pipes: [Option<std::fs::File>; 3],
     /// The user's program, for the errors of its execve at `start`.
     program: process::Program,
+    /// The init was told it may outlive this process (exec-fifo mode).
+    released: bool,
 }
 
 impl std::fmt::Debug for Container {
@@ -846,6 +848,8 @@ impl Sandbox {
             keep_fds,
             final_keep,
             exec_fifo: fifo_fd,
+            // SAFETY: getpid cannot fail.
+            runtime_pid: unsafe { libc::getpid() },
             init_slot: slot.addr(),
             stdio: stdio.raw(),
             die_after_fork: options.die_after_fork,
@@ -942,6 +946,7 @@ impl Sandbox {
             console,
             pipes: stdio.parent,
             program: plan.process.program.clone(),
+            released: false,
         })
     }
 }
@@ -1068,6 +1073,7 @@ impl Container {
             state: "created",
         })?;
         if let Some(fifo) = self.exec_fifo.clone() {
+            self.release_sock(&sock);
             // The init is blocked opening the fifo for writing: opening it for reading
             // releases it; its byte says it went past the open. Watched together with the
             // sync socket, so that an init that died meanwhile is an error, not a hang.
@@ -1109,8 +1115,15 @@ impl Container {
     /// reparented when this process exits, keeps waiting for its start. Returns the init's
     /// pid; reaping it (while this process lives) and removing the cgroup become the
     /// caller's job.
+    ///
+    /// Until then, the processes [`Sandbox::create`] made die with the process that called it
+    /// (a parent-death signal), so that a caller killed before it has recorded the container
+    /// (written its state) leaves nothing running that nobody knows of: call `detach` once
+    /// the container is recorded. With [`Options::exec_fifo`] this is what lets the init go on
+    /// to wait on the fifo.
     pub fn detach(mut self) -> i32 {
         let pid = self.pid;
+        self.release_init();
         self.pidfd = None;
         self.sock = None;
         self.start_container = None;
@@ -1122,6 +1135,27 @@ impl Container {
         self.cgroup = None;
         std::mem::forget(self);
         pid
+    }
+
+    /// In exec-fifo mode the init waits, after its set-up, for word that the container is
+    /// recorded before it stops dying with its creator and opens the fifo: send it (once).
+    fn release_init(&mut self) {
+        if let Some(sock) = self.sock.take() {
+            self.release_sock(&sock);
+            self.sock = Some(sock);
+        }
+    }
+
+    fn release_sock(&mut self, sock: &OwnedFd) {
+        if self.exec_fifo.is_some() && !self.released {
+            self.released = true;
+            // An init that died meanwhile is found by start, or by the caller's state.
+            if sync::send(sock.as_raw_fd(), Msg::Continue).is_ok() {
+                // Its answer says the parent-death signal is off: only then may the calling
+                // thread end (the signal follows the thread that forked, not the process).
+                let _ = sync::recv(sock.as_raw_fd());
+            }
+        }
     }
 
     /// The writing end of the container's stdin, when it was [`Stdio::Piped`] (once).

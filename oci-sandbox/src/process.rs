@@ -542,6 +542,12 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
     };
     sync::send(sock, Msg::Ready).map_err(|e| sys::fail(Step::Sync, 0, e))?;
     if fifo >= 0 {
+        // The runtime records the container, then says so (Container::detach or start): only
+        // then may this process outlive it (issue 17: a create killed before its state is
+        // durable must not leave an init nothing can see).
+        sync::expect(sock, Msg::Continue, Step::Sync)?;
+        sys::outlive_parent()?;
+        sync::send(sock, Msg::Ready).map_err(|e| sys::fail(Step::Sync, 0, e))?;
         // runc's exec fifo (runtime.md "Start" across processes): the open for writing blocks
         // until a reader opens the fifo, which is the start signal. The parent may be gone by
         // now, so the sync socket is not read any more; failures from here on also go to
@@ -549,6 +555,7 @@ fn finish_inner(p: &Plan, sock: c_int, keep: &[c_int], fifo: c_int) -> CResult<N
         wait_exec_fifo(fifo).inspect_err(|e| sys::report_stderr(*e))?;
     } else {
         sync::expect(sock, Msg::Start, Step::Sync)?;
+        sys::outlive_parent()?;
     }
     if p.no_new_privs {
         sys::check(

@@ -54,6 +54,8 @@ pub(crate) struct ChildPlan {
     /// mount namespace: once pivot_root is done the host path is out of reach, but the fd can
     /// be reopened through `/proc/self/fd/N`. `-1` without one.
     pub exec_fifo: c_int,
+    /// The runtime's pid: the set-up processes die with it until the container is recorded.
+    pub runtime_pid: libc::pid_t,
     /// Where the kernel writes the init's pid as stage 1 forks it ([`PidSlot::addr`]).
     pub init_slot: u64,
     /// The fds stage 1 puts at 0, 1 and 2 first thing (`-1`: keep the inherited one).
@@ -344,6 +346,7 @@ pub(crate) fn exit_with(sock: c_int, r: CResult) -> ! {
 }
 
 fn stage1_inner(p: &ChildPlan, in_cgroup: bool) -> CResult {
+    sys::die_with_parent(p.runtime_pid)?;
     apply_stdio(&p.stdio)?;
     sys::close_others(&p.keep_fds)?;
     join_cgroups(&p.cgroups.procs, p.cgroups.into.filter(|_| in_cgroup))?;
@@ -383,6 +386,8 @@ fn init(p: &ChildPlan) -> ! {
 }
 
 fn init_inner(p: &ChildPlan) -> CResult<sys::ChildError> {
+    // Forked by stage 1 with CLONE_PARENT: the runtime is its parent.
+    sys::die_with_parent(p.runtime_pid)?;
     sync::expect(p.sock, Msg::Continue, Step::Sync)?;
     sys::new_session()?;
     let rootfd = mounts::prepare_rootfs(&p.mounts)?;

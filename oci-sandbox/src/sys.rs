@@ -90,6 +90,7 @@ steps! {
     Setsid => "setsid",
     PreserveFds => "pass the preserved fds (not open in the runtime?)",
     Stdio => "set up stdin, stdout and stderr",
+    ParentDeath => "die with the runtime (PR_SET_PDEATHSIG)",
 }
 
 /// A failure in the child: which step, which element of that step's plan, which errno.
@@ -424,4 +425,39 @@ pub(crate) fn exit_now(code: c_int) -> ! {
 pub(crate) fn new_session() -> CResult {
     // SAFETY: plain syscall.
     check(unsafe { libc::setsid() } as i64, Step::Setsid, 0).map(drop)
+}
+
+/// Until the runtime has recorded the container, a process it is setting up dies with it
+/// (SIGKILL when `parent`, the runtime's pid, exits), so that a runtime killed half-way
+/// leaves no live process that nothing knows of. After setting it, the parent is checked: a
+/// runtime that died before is gone already (the process was reparented). In a new pid
+/// namespace the parent is not visible (getppid is 0); there, and in any case, the sync
+/// socket covers that window: every set-up process waits on it before going on, and it reads
+/// end-of-file once the runtime is gone.
+pub(crate) fn die_with_parent(parent: libc::pid_t) -> CResult {
+    // SAFETY: plain prctl.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } as i64,
+        Step::ParentDeath,
+        0,
+    )?;
+    // SAFETY: getppid cannot fail.
+    let now = unsafe { libc::getppid() };
+    if now != 0 && now != parent {
+        exit_now(1);
+    }
+    Ok(())
+}
+
+/// The runtime recorded the container (or it is starting): the process no longer dies with
+/// it. The setting survives execve otherwise (prctl(2)), so it is cleared before the user's
+/// program runs in every case.
+pub(crate) fn outlive_parent() -> CResult {
+    // SAFETY: plain prctl.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) } as i64,
+        Step::ParentDeath,
+        1,
+    )
+    .map(drop)
 }
