@@ -112,6 +112,15 @@ pub enum Error {
     #[error(transparent)]
     Sandbox(#[from] oci_sandbox::Error),
 
+    /// `delete --force` of a container could not remove everything of it.
+    #[error("container {id}: could not remove {}", .remains.join(", "))]
+    Leftover {
+        /// The id.
+        id: String,
+        /// What is left: processes, cgroup directories, the state directory.
+        remains: Vec<String>,
+    },
+
     /// A hook failed: it could not run, exited non-zero, or timed out.
     #[error("{hook} hook {path}: {message}")]
     Hook {

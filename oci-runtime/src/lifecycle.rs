@@ -388,6 +388,19 @@ impl Runtime {
             }
         }
         default_cgroups_path(&mut spec, self.store.root(), id);
+        // Before any cgroup or process exists: what `delete --force` needs to undo a create
+        // killed from here on.
+        self.store.save_intent(
+            id,
+            &crate::state::Intent {
+                cgroups_path: spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.cgroups_path().as_ref())
+                    .map(|p| p.to_string_lossy().into_owned()),
+                bundle: bundle.path.clone(),
+            },
+        )?;
         if spec
             .process()
             .as_ref()
@@ -647,9 +660,20 @@ impl Runtime {
     /// `delete` (runtime.md, "Delete"): removes a stopped container: its cgroup, its state,
     /// then runs the poststop hooks (a failing one is a warning). A created container is
     /// killed first, as runc does; a running one only with `force`.
+    ///
+    /// With `force`, a container whose record is missing (a create killed half-way) or
+    /// unreadable is removed from what `create` recorded first (its cgroup, by the config's
+    /// path, and every process in it, then its state directory); what cannot be removed is
+    /// an [`Error::Leftover`] naming it.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let lock = self.store.lock(id)?;
-        let record = self.store.load(id)?;
+        let record = match self.store.load(id) {
+            Ok(r) => r,
+            Err(Error::NotFound { .. } | Error::Json { .. }) if force => {
+                return self.remove_remains(id, lock);
+            }
+            Err(e) => return Err(e),
+        };
         // An init that exits between the status check and the kill is what delete wants.
         let kill = |record: &ContainerRecord| match self.kill_record(
             record,
@@ -696,6 +720,37 @@ impl Runtime {
             eprintln!("warning: {e}");
         }
         Ok(())
+    }
+
+    /// Removes whatever a half-made or corrupt container `id` left, from its intent (or, for
+    /// a corrupt record, the cgroup path still legible in it).
+    fn remove_remains(&self, id: &str, lock: ContainerLock) -> Result<()> {
+        let dir = self.store.dir(id)?;
+        let cgroup = self
+            .store
+            .load_intent(id)
+            .and_then(|i| i.cgroups_path)
+            .or_else(|| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&fs::read(dir.join("state.json")).ok()?).ok()?;
+                v.get("cgroupPath")?.as_str().map(String::from)
+            });
+        let mut remains = Vec::new();
+        if let Some(path) = &cgroup {
+            remains.extend(sweep_cgroup(Path::new(path)));
+        }
+        if let Err(e) = self.store.remove(id) {
+            remains.push(format!("state directory {} ({e})", dir.display()));
+        }
+        drop(lock);
+        if remains.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Leftover {
+                id: id.into(),
+                remains,
+            })
+        }
     }
 
     /// `pause`: freezes every process of the container.
@@ -1163,6 +1218,85 @@ fn release_fifo(fifo: &Path, record: &ContainerRecord) -> Result<()> {
                 std::io::Error::other("the container's init never reached its start point"),
             ));
         }
+    }
+}
+
+/// Kills every process in the cgroup `path` (absolute, or relative to this process's own
+/// cgroup, as config-linux.md "Cgroups Path") in every hierarchy, sub-cgroups first, and
+/// removes its directories. Works on whatever part of it exists (a create killed while making
+/// it). Returns what is left.
+fn sweep_cgroup(path: &Path) -> Vec<String> {
+    let mut remains = Vec::new();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fstype = post.split(' ').next().unwrap_or("");
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let f: Vec<&str> = pre.split(' ').collect();
+        let (Some(root), Some(mnt)) = (f.get(3), f.get(4)) else {
+            continue;
+        };
+        if *root != "/" {
+            continue;
+        }
+        let rel = match path.strip_prefix("/") {
+            Ok(abs) => abs.to_path_buf(),
+            Err(_) => {
+                // The runtime's own cgroup in this hierarchy: the line of /proc/self/cgroup
+                // whose controllers are this mount's options (cgroup2: "0::").
+                let opts = post.split(' ').nth(2).unwrap_or("");
+                let mine = own.lines().find_map(|l| {
+                    let mut p = l.splitn(3, ':');
+                    let (_, ctl, at) = (p.next()?, p.next()?, p.next()?);
+                    let hit = if fstype == "cgroup2" {
+                        ctl.is_empty()
+                    } else {
+                        !ctl.is_empty() && ctl.split(',').all(|c| opts.split(',').any(|o| o == c))
+                    };
+                    hit.then(|| at.trim_start_matches('/').to_string())
+                });
+                let Some(mine) = mine else { continue };
+                Path::new(&mine).join(path)
+            }
+        };
+        let dir = Path::new(mnt).join(rel);
+        if dir.is_dir() {
+            remove_cgroup_tree(&dir);
+            if dir.exists() {
+                remains.push(format!("cgroup {}", dir.display()));
+            }
+        }
+    }
+    remains.sort();
+    remains.dedup();
+    remains
+}
+
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let deadline = Instant::now() + DELETE_TIMEOUT;
+    loop {
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: kill(2) with plain integers; a process that exited meanwhile is ESRCH.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // rmdir fails with EBUSY until the killed processes are gone.
+        if fs::remove_dir(dir).is_ok() || !dir.exists() || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -33,6 +33,34 @@ pub fn default_root() -> PathBuf {
     }
 }
 
+/// What `create` records before any cgroup or process of the container exists, so that a
+/// create killed half-way (or a state file lost) can still be undone by `delete --force`.
+const INTENT_FILE: &str = "intent.json";
+
+/// The recovery record of a container: written by `create` first, kept for its whole life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Intent {
+    /// The container's cgroupsPath, as the config gives it (after the runtime's default).
+    pub cgroups_path: Option<String>,
+    /// The bundle directory.
+    pub bundle: PathBuf,
+}
+
+/// What [`StateStore::scan`] found in one container directory.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Entry {
+    /// A readable record.
+    Healthy(Box<ContainerRecord>),
+    /// A create in progress (its lock is held): not yet a container.
+    Creating,
+    /// No record, and nobody creating it: a create that did not finish.
+    Incomplete,
+    /// A record that cannot be read (empty, truncated, garbage).
+    Corrupt(Error),
+}
+
 /// Checks a container id: letters, digits and `_ + - .`, not `.` or `..`, at most 1024
 /// bytes (runc's rule), so that an id can never name a path outside the state root.
 pub fn check_id(id: &str) -> Result<()> {
@@ -217,19 +245,65 @@ impl StateStore {
 
     /// Writes a container's record atomically.
     pub fn save(&self, record: &ContainerRecord) -> Result<()> {
-        let dir = self.dir(&record.id)?;
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| Error::io(&record.id, std::io::Error::other(e)))?;
+        self.write_file(&record.id, STATE_FILE, &bytes)
+    }
+
+    /// Records the intent to create container `id` (before anything of it exists).
+    pub fn save_intent(&self, id: &str, intent: &Intent) -> Result<()> {
         let bytes =
-            serde_json::to_vec(record).map_err(|e| Error::io(&dir, std::io::Error::other(e)))?;
+            serde_json::to_vec(intent).map_err(|e| Error::io(id, std::io::Error::other(e)))?;
+        self.write_file(id, INTENT_FILE, &bytes)
+    }
+
+    /// The intent recorded for `id`, if any and readable.
+    pub fn load_intent(&self, id: &str) -> Option<Intent> {
+        let bytes = fs::read(self.dir(id).ok()?.join(INTENT_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Every container directory and what it holds, sorted by id.
+    pub fn scan(&self) -> Result<Vec<(String, Entry)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))? {
+            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if check_id(&name).is_err() || !entry.path().is_dir() {
+                continue;
+            }
+            let found = match self.load(&name) {
+                Ok(r) => Entry::Healthy(Box::new(r)),
+                Err(Error::NotFound { .. }) => match File::open(entry.path()) {
+                    Ok(f) => match rustix::fs::flock(
+                        &f,
+                        rustix::fs::FlockOperation::NonBlockingLockShared,
+                    ) {
+                        Ok(()) => Entry::Incomplete,
+                        Err(_) => Entry::Creating,
+                    },
+                    // Removed meanwhile.
+                    Err(_) => continue,
+                },
+                Err(e) => Entry::Corrupt(e),
+            };
+            out.push((name, found));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn write_file(&self, id: &str, name: &str, bytes: &[u8]) -> Result<()> {
+        let dir = self.dir(id)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".state-")
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, e))?;
-        tmp.write_all(&bytes)
-            .map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io(tmp.path(), e))?;
-        let dest = dir.join(STATE_FILE);
+        let dest = dir.join(name);
         tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
         Ok(())
     }
@@ -261,24 +335,18 @@ impl StateStore {
         }
     }
 
-    /// The records of every container, sorted by id (directories without a record, such as
-    /// a create in progress, are skipped).
+    /// The records of every container whose record is readable, sorted by id; directories
+    /// without one (a create in progress or killed) or with a corrupt one are left out: see
+    /// [`StateStore::scan`] for those.
     pub fn list(&self) -> Result<Vec<ContainerRecord>> {
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))? {
-            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if check_id(&name).is_err() {
-                continue;
-            }
-            match self.load(&name) {
-                Ok(r) => out.push(r),
-                Err(Error::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        Ok(self
+            .scan()?
+            .into_iter()
+            .filter_map(|(_, e)| match e {
+                Entry::Healthy(r) => Some(*r),
+                _ => None,
+            })
+            .collect())
     }
 }
 

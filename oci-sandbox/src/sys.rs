@@ -435,8 +435,8 @@ pub(crate) fn new_session() -> CResult {
 /// socket covers that window: every set-up process waits on it before going on, and it reads
 /// end-of-file once the runtime is gone.
 pub(crate) fn die_with_parent(parent: libc::pid_t) -> CResult {
-    // SAFETY: plain prctl.
     check(
+        // SAFETY: plain prctl.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } as i64,
         Step::ParentDeath,
         0,
@@ -453,8 +453,8 @@ pub(crate) fn die_with_parent(parent: libc::pid_t) -> CResult {
 /// it. The setting survives execve otherwise (prctl(2)), so it is cleared before the user's
 /// program runs in every case.
 pub(crate) fn outlive_parent() -> CResult {
-    // SAFETY: plain prctl.
     check(
+        // SAFETY: plain prctl.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) } as i64,
         Step::ParentDeath,
         1,

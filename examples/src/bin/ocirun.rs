@@ -531,7 +531,21 @@ fn owner(rt: &Runtime, id: &str) -> String {
 }
 
 fn list(rt: &Runtime, format: &str, quiet: bool) -> AnyResult<()> {
-    let records = rt.list()?;
+    // As runc: a container whose state cannot be read is a warning, the others are listed.
+    let mut records = Vec::new();
+    for (id, entry) in rt.store().scan()? {
+        match entry {
+            oci_runtime::Entry::Healthy(r) => records.push(*r),
+            oci_runtime::Entry::Creating => {}
+            oci_runtime::Entry::Incomplete => eprintln!(
+                "ocirun: warning: container {id}: its create did not finish; `delete --force {id}` removes it"
+            ),
+            oci_runtime::Entry::Corrupt(e) => eprintln!(
+                "ocirun: warning: container {id}: unreadable state ({e}); `delete --force {id}` removes it"
+            ),
+            _ => {}
+        }
+    }
     if quiet {
         for r in &records {
             println!("{}", r.id);
