@@ -149,14 +149,19 @@ fn run_pulls_from_a_registry_then_shares_and_removes() {
 
     // The layers belong to the image (issue 18): `run --rm` left them, `rmi` takes them.
     assert!(
-        std::fs::read_dir(store.join("layers/layers")).unwrap().count() > 0,
+        std::fs::read_dir(store.join("layers/layers"))
+            .unwrap()
+            .count()
+            > 0,
         "run --rm kept the image's layers"
     );
     // rmi removes it; nothing is left mounted or running.
     assert!(ocibox(&store, &["rmi", &image]).status.success());
     assert!(!String::from_utf8_lossy(&ocibox(&store, &["images"]).stdout).contains(&image));
     assert_eq!(
-        std::fs::read_dir(store.join("layers/layers")).unwrap().count(),
+        std::fs::read_dir(store.join("layers/layers"))
+            .unwrap()
+            .count(),
         0,
         "rmi released the image's layers"
     );

@@ -80,8 +80,7 @@ pub use lifecycle::{
 pub use seccomp::{docker_default_seccomp, DOCKER_CAP_GATES, DOCKER_DENIED};
 pub use state::{
     check_id, default_root, now_rfc3339, proc_stat, ContainerLock, ContainerRecord, Entry, Intent,
-    StateStore,
-    DEFAULT_ROOT,
+    StateStore, DEFAULT_ROOT,
 };
 pub use user::{read_in_root, resolve_user, ExecUser};
 pub use validate::{parse_config, validate_spec};
